@@ -1,0 +1,61 @@
+# 邻里 Linli — developer commands. Everything runs from a virtualenv in .venv.
+#   make run    demo on http://127.0.0.1:8000 (SQLite under ./var/, bot in-process, no Redis)
+#   make test   ruff, import-linter and the whole pytest suite
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Stamps make pip run again only when pyproject.toml is newer than the last install.
+RUN_STAMP := $(VENV)/.linli-installed
+DEV_STAMP := $(VENV)/.linli-dev-installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint fmt bench migrations clean install install-dev
+
+run: $(RUN_STAMP)
+	$(BIN)/linli run --host $(HOST) --port $(PORT)
+
+test: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+
+fmt: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(RUN_STAMP)
+	$(BIN)/python -m tests.bench.bench_api
+
+migrations: $(RUN_STAMP)
+	$(BIN)/tortoise -c backend.tortoise_config.TORTOISE_ORM makemigrations
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+# The dev install is a superset of the runtime one, so it refreshes both stamps.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+# Build output, caches and the local demo database; `rm -rf .venv` for a full reset.
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .import_linter_cache tests/artifacts
+	rm -f var/linli.sqlite3 var/linli.sqlite3-shm var/linli.sqlite3-wal
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,81 @@
+"""Accounts API: mini-program login, the caller's profile, role grants."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from backend.accounts import service
+from backend.accounts.deps import CurrentUser, StreetAdmin
+from backend.accounts.schemas import (
+    GrantableRole,
+    GrantIn,
+    GrantOut,
+    LoginOut,
+    MiniProgramLoginIn,
+    OrgId,
+    ProfileUpdateIn,
+    RevokeOut,
+    UserId,
+    UserOut,
+)
+from backend.core.errors import responses
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post(
+    "/auth/miniprogram/login",
+    response_model=LoginOut,
+    summary="小程序登录：wx.login 的 code 换取 token",
+    responses=responses(401, 409, 422, 429),
+)
+async def miniprogram_login(body: MiniProgramLoginIn) -> LoginOut:
+    token, expires_in, user = await service.login_miniprogram(code=body.code)
+    return LoginOut(token=token, expires_in=expires_in, user=await service.describe_user(user=user))
+
+
+@router.get("/me", response_model=UserOut, summary="当前用户", responses=responses(401, 429))
+async def get_me(user: CurrentUser) -> UserOut:
+    return await service.describe_user(user=user)
+
+
+@router.patch(
+    "/me", response_model=UserOut, summary="修改个人资料", responses=responses(401, 422, 429)
+)
+async def patch_me(body: ProfileUpdateIn, user: CurrentUser) -> UserOut:
+    updated = await service.update_profile(user=user, **body.model_dump(exclude_unset=True))
+    return await service.describe_user(user=updated)
+
+
+@router.post(
+    "/admin/grants",
+    status_code=201,
+    response_model=GrantOut,
+    summary="授予角色（街道管理员）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def create_grant(body: GrantIn, admin: StreetAdmin) -> GrantOut:
+    grant = await service.grant_role(
+        actor=admin, user_id=body.user_id, role=body.role, community_id=body.community_id
+    )
+    return GrantOut.model_validate(grant)
+
+
+@router.delete(
+    "/admin/grants",
+    response_model=RevokeOut,
+    summary="收回角色（街道管理员）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def delete_grant(
+    admin: StreetAdmin,
+    user_id: Annotated[UserId, Query()],
+    role: Annotated[GrantableRole, Query()],
+    community_id: Annotated[OrgId | None, Query()] = None,
+) -> RevokeOut:
+    revoked = await service.revoke_role(
+        actor=admin, user_id=user_id, role=role, community_id=community_id
+    )
+    return RevokeOut(revoked=revoked)

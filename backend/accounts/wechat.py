@@ -1,0 +1,158 @@
+"""wechatpy clients whose every URL starts at `settings.wechat_api_base`.
+
+wechatpy spreads the WeChat host over several places: `WeChatClient.API_BASE_URL`,
+each API group's own `API_BASE_URL` (`client.wxa` among them), the host written into
+`fetch_access_token`, and `WeChatOAuth.API_BASE_URL`. Moving only one of them sends the
+rest of the traffic to the real WeChat, so these factories move all of them.
+
+wechatpy is synchronous: call these functions through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from wechatpy import WeChatClient
+from wechatpy.client.api.base import BaseWeChatAPI
+from wechatpy.exceptions import WeChatException
+from wechatpy.oauth import WeChatOAuth
+
+from backend.core.config import WECHAT_API_BASE, Settings
+
+log = logging.getLogger("linli.wechat")
+
+TIMEOUT_SECONDS = 5.0
+_UPSTREAM_BASE = WECHAT_API_BASE + "/"
+
+
+def _moved(url: str, api_base: str) -> str:
+    if url.startswith(_UPSTREAM_BASE):
+        return api_base.rstrip("/") + "/" + url[len(_UPSTREAM_BASE) :]
+    return url
+
+
+class WeChatApiClient(WeChatClient):
+    """wechatpy's WeChatClient with its own and every API group's base URL moved.
+
+    `auto_retry` is off: wechatpy refreshes the token on 40001/42001 without a lock, and
+    several processes doing that invalidate each other's tokens, so the caller decides.
+    """
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        api_base: str,
+        access_token: str | None = None,
+        session: Any = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(
+            appid,
+            secret,
+            access_token=access_token,
+            session=session,
+            timeout=timeout,
+            auto_retry=False,
+        )
+        self.api_base = api_base.rstrip("/")
+        self.API_BASE_URL = _moved(WeChatClient.API_BASE_URL, self.api_base)
+        # The API groups are instance attributes set by wechatpy's __new__; reading them
+        # from vars() avoids touching the `access_token` property, which would fetch one.
+        for api in vars(self).values():
+            if isinstance(api, BaseWeChatAPI) and getattr(api, "API_BASE_URL", None):
+                api.API_BASE_URL = _moved(api.API_BASE_URL, self.api_base)
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        # Upstream has https://api.weixin.qq.com written into this call.
+        return self._fetch_access_token(
+            url=f"{self.api_base}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        )
+
+
+class _CodeToSessionClient(WeChatApiClient):
+    @property
+    def access_token(self) -> None:
+        # code2session authenticates with appid + secret. Returning None keeps wechatpy from
+        # fetching an access token per login, which would race the bot's shared token
+        # (requests drops None-valued query parameters).
+        return None
+
+
+class _OAuth(WeChatOAuth):
+    def __init__(self, *args: Any, api_base: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.API_BASE_URL = _moved(WeChatOAuth.API_BASE_URL, api_base)
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("timeout", TIMEOUT_SECONDS)  # upstream waits forever
+        return super()._request(method, url_or_endpoint, **kwargs)
+
+
+class WeChatLoginError(Exception):
+    """WeChat refused the code, answered nonsense or could not be reached."""
+
+
+@dataclass(frozen=True)
+class WeChatIdentityInfo:
+    openid: str
+    unionid: str | None
+
+
+def api_client(settings: Settings, *, appid: str, secret: str, **kwargs: Any) -> WeChatApiClient:
+    """A WeChatClient for `appid` talking to `settings.wechat_api_base`."""
+    return WeChatApiClient(appid, secret, api_base=settings.wechat_api_base, **kwargs)
+
+
+def oauth_client(settings: Settings, *, redirect_uri: str = "", state: str = "") -> WeChatOAuth:
+    """The official account's OAuth (snsapi_base) client, API calls moved to the configured base."""
+    return _OAuth(
+        settings.oa_appid,
+        settings.oa_secret,
+        redirect_uri,
+        scope="snsapi_base",
+        state=state,
+        api_base=settings.wechat_api_base,
+    )
+
+
+def _identity(result: Any, source: str) -> WeChatIdentityInfo:
+    openid = result.get("openid") if isinstance(result, dict) else None
+    if not isinstance(openid, str) or not openid:
+        log.warning("wechat %s answered without an openid", source)
+        raise WeChatLoginError(f"{source}: no openid")
+    unionid = result.get("unionid")
+    return WeChatIdentityInfo(openid=openid, unionid=unionid if isinstance(unionid, str) else None)
+
+
+def _failure(source: str, exc: Exception) -> WeChatLoginError:
+    errcode = getattr(exc, "errcode", None)
+    # Never log the code itself: it is a one-time credential.
+    log.warning("wechat %s failed", source, extra={"status": errcode or type(exc).__name__})
+    return WeChatLoginError(f"{source}: {errcode or type(exc).__name__}")
+
+
+def code_to_session(settings: Settings, code: str) -> WeChatIdentityInfo:
+    """Mini-program `wx.login` code → identity (blocking)."""
+    client = _CodeToSessionClient(
+        settings.mp_appid, settings.mp_secret, api_base=settings.wechat_api_base
+    )
+    try:
+        result = client.wxa.code_to_session(code)
+    except (WeChatException, requests.RequestException, ValueError) as exc:
+        raise _failure("code2session", exc) from exc
+    return _identity(result, "code2session")
+
+
+def oauth_code_to_identity(settings: Settings, code: str) -> WeChatIdentityInfo:
+    """Official-account OAuth code → identity (blocking)."""
+    try:
+        result = oauth_client(settings).fetch_access_token(code)
+    except (WeChatException, requests.RequestException, ValueError, KeyError) as exc:
+        raise _failure("oauth2/access_token", exc) from exc
+    return _identity(result, "oauth2/access_token")

@@ -1,0 +1,262 @@
+"""Activities API: publishing, the public list, booking, cancelling, check-in and attendance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
+
+from backend.accounts.deps import CurrentUser, StaffUser
+from backend.activities import service
+from backend.activities.deps import CallerId
+from backend.activities.schemas import (
+    MAX_ID,
+    ActivityIn,
+    ActivityOut,
+    ActivityPatch,
+    AttendanceIn,
+    AttendeeOut,
+    BookingOut,
+    BookingStatus,
+    CancelActivityIn,
+    CancelledOut,
+    Category,
+    CheckinCodeOut,
+    CheckinIn,
+    CheckinOut,
+    DrawOut,
+    OrgId,
+)
+from backend.core.errors import responses
+from backend.core.idempotency import idempotent
+from backend.core.pagination import PageOut, PageParams
+
+router = APIRouter(tags=["activities"])
+
+ActivityId = Annotated[int, Path(ge=1, le=MAX_ID)]
+BookingId = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复报名")
+]
+
+
+@router.post(
+    "/activities",
+    status_code=201,
+    response_model=ActivityOut,
+    summary="发布活动（该社区的工作人员或街道管理员）",
+    responses=responses(401, 403, 409, 422, 429),
+)
+async def create_activity(
+    body: ActivityIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def create() -> ActivityOut:
+        return ActivityOut.of(await service.create_activity(actor=actor, data=body))
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=actor.id,
+        endpoint="POST /api/v1/activities",
+        payload=body.model_dump(),
+        status_code=201,
+        action=create,
+    )
+
+
+@router.get(
+    "/activities",
+    response_model=PageOut[ActivityOut],
+    summary="活动列表（公开）",
+    responses=responses(422, 429),
+)
+async def list_activities(
+    page: PageParams,
+    community_id: Annotated[OrgId | None, Query(description="只看某个社区")] = None,
+    upcoming: Annotated[bool, Query(description="只看未结束、未取消的活动")] = False,
+    category: Annotated[Category | None, Query(description="活动类别")] = None,
+    building_id: Annotated[OrgId | None, Query(description="向该楼宇上班族开放的活动")] = None,
+) -> PageOut[ActivityOut]:
+    result = await service.list_activities(
+        page=page,
+        community_id=community_id,
+        upcoming=upcoming,
+        category=category,
+        building_id=building_id,
+    )
+    return PageOut[ActivityOut](
+        items=[ActivityOut.of(v) for v in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.get(
+    "/activities/{activity_id}",
+    response_model=ActivityOut,
+    summary="活动详情（公开）：剩余名额与报名状态",
+    responses=responses(404, 422, 429),
+)
+async def get_activity(activity_id: ActivityId) -> ActivityOut:
+    return ActivityOut.of(await service.get_activity(activity_id=activity_id))
+
+
+@router.patch(
+    "/activities/{activity_id}",
+    response_model=ActivityOut,
+    summary="修改活动（时间、地点变更会通知已报名的人）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def update_activity(
+    activity_id: ActivityId, body: ActivityPatch, actor: StaffUser
+) -> ActivityOut:
+    view = await service.update_activity(actor=actor, activity_id=activity_id, patch=body)
+    return ActivityOut.of(view)
+
+
+@router.post(
+    "/activities/{activity_id}/cancel",
+    response_model=ActivityOut,
+    summary="取消活动（所有报名随之取消并通知）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def cancel_activity(
+    activity_id: ActivityId, body: CancelActivityIn, actor: StaffUser
+) -> ActivityOut:
+    view = await service.cancel_activity(actor=actor, activity_id=activity_id, reason=body.reason)
+    return ActivityOut.of(view)
+
+
+@router.post(
+    "/activities/{activity_id}/bookings",
+    status_code=201,
+    response_model=BookingOut,
+    summary="报名：有名额即报名成功，否则进入候补；抽签活动为登记抽签",
+    description=(
+        "409：sold_out（名额和候补都已满）、already_booked、booking_not_open、booking_closed、"
+        "limit_reached（本月该类活动次数用完）、no_show_blocked、activity_cancelled；"
+        "403：not_eligible。"
+    ),
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def book_activity(
+    activity_id: ActivityId, user_id: CallerId, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def book() -> BookingOut:
+        return BookingOut.of(await service.book_activity(user_id=user_id, activity_id=activity_id))
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=user_id,
+        endpoint=f"POST /api/v1/activities/{activity_id}/bookings",
+        payload={},
+        status_code=201,
+        action=book,
+    )
+
+
+@router.get(
+    "/activities/{activity_id}/bookings",
+    response_model=PageOut[AttendeeOut],
+    summary="活动的报名与签到情况（工作人员）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def list_activity_bookings(
+    activity_id: ActivityId,
+    actor: StaffUser,
+    page: PageParams,
+    status: Annotated[BookingStatus | None, Query()] = None,
+) -> PageOut[AttendeeOut]:
+    result = await service.list_activity_bookings(
+        actor=actor, activity_id=activity_id, page=page, status=status
+    )
+    return PageOut[AttendeeOut](
+        items=[AttendeeOut.of(v) for v in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.delete(
+    "/bookings/{booking_id}",
+    response_model=CancelledOut,
+    summary="取消我的报名（名额自动让给第一位候补）",
+    description="409：cancel_deadline_passed、not_cancellable；别人的报名为 404。",
+    responses=responses(401, 404, 409, 422, 429),
+)
+async def cancel_booking(booking_id: BookingId, user: CurrentUser) -> CancelledOut:
+    booking = await service.cancel_booking(user=user, booking_id=booking_id)
+    return CancelledOut(id=booking.id, status="cancelled")
+
+
+@router.get(
+    "/me/bookings",
+    response_model=PageOut[BookingOut],
+    summary="我的报名（最新的在前）",
+    responses=responses(401, 422, 429),
+)
+async def list_my_bookings(
+    user: CurrentUser,
+    page: PageParams,
+    status: Annotated[BookingStatus | None, Query()] = None,
+) -> PageOut[BookingOut]:
+    result = await service.list_my_bookings(user=user, page=page, status=status)
+    return PageOut[BookingOut](
+        items=[BookingOut.of(v) for v in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.post(
+    "/activities/{activity_id}/checkin-code",
+    response_model=CheckinCodeOut,
+    summary="当前签到码（工作人员；每 30 秒更换）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def issue_checkin_code(activity_id: ActivityId, actor: StaffUser) -> CheckinCodeOut:
+    code, expires_at = await service.issue_checkin_code(actor=actor, activity_id=activity_id)
+    return CheckinCodeOut(
+        code=code, expires_at=expires_at, url=service.checkin_url(activity_id, code)
+    )
+
+
+@router.post(
+    "/activities/{activity_id}/checkin",
+    response_model=CheckinOut,
+    summary="签到（报名成功的人，输入或扫描现场签到码）",
+    description="409：checkin_code_invalid、checkin_closed、not_booked、activity_cancelled。",
+    responses=responses(401, 404, 409, 422, 429),
+)
+async def check_in(activity_id: ActivityId, body: CheckinIn, user: CurrentUser) -> CheckinOut:
+    awarded = await service.check_in(user=user, activity_id=activity_id, code=body.code)
+    return CheckinOut(status="attended", points_awarded=awarded)
+
+
+@router.post(
+    "/bookings/{booking_id}/attendance",
+    response_model=AttendeeOut,
+    summary="登记出勤：已到场或未到场（工作人员）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def mark_attendance(
+    booking_id: BookingId, body: AttendanceIn, actor: StaffUser
+) -> AttendeeOut:
+    view = await service.mark_attendance(
+        actor=actor, booking_id=booking_id, attended=body.status == "attended"
+    )
+    return AttendeeOut.of(view)
+
+
+@router.post(
+    "/bookings/{booking_id}/excuse",
+    response_model=AttendeeOut,
+    summary="免责：这次未到场不计入爽约（工作人员）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def excuse_no_show(booking_id: BookingId, actor: StaffUser) -> AttendeeOut:
+    return AttendeeOut.of(await service.excuse_no_show(actor=actor, booking_id=booking_id))
+
+
+@router.get(
+    "/activities/{activity_id}/draw",
+    response_model=DrawOut,
+    summary="抽签记录：种子、种子哈希与抽签顺序（工作人员）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def get_draw(activity_id: ActivityId, actor: StaffUser) -> DrawOut:
+    return DrawOut.of(await service.get_draw(actor=actor, activity_id=activity_id))

@@ -1,0 +1,188 @@
+"""Settings from the environment (prefix ``LINLI_``)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-secret-change-me"
+DEFAULT_SQLITE_URL = "sqlite://./var/linli.sqlite3"
+WECHAT_API_BASE = "https://api.weixin.qq.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "prod"] = "dev"
+    database_url: str = DEFAULT_SQLITE_URL
+    redis_url: str | None = None
+    redis_prefix: str = "linli:"
+    secret_key: str = DEFAULT_SECRET
+    timezone: str = "Asia/Shanghai"
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Proxies whose X-Forwarded-For is believed (the client IP feeds the per-IP rate limit).
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    wechat_api_base: str = WECHAT_API_BASE
+    mp_appid: str = "wx_mp_demo"
+    mp_secret: str = "mp-demo-secret"
+    oa_appid: str = "wx_oa_demo"
+    oa_secret: str = "oa-demo-secret"
+    oa_token: str = "linli-oa-token"
+    oa_aes_key: str | None = None
+    wecom_webhook_base: str = "https://qyapi.weixin.qq.com"
+    # template key -> WeChat template id; one map per channel because the ids differ.
+    subscribe_templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            k: f"mp-tmpl-{k}" for k in ("notice", "booking", "reminder", "wish", "reward")
+        }
+    )
+    oa_templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            k: f"oa-tmpl-{k}" for k in ("notice", "booking", "reminder", "wish", "reward")
+        }
+    )
+
+    token_ttl_seconds: int = 7200
+    session_ttl_seconds: int = 7 * 24 * 3600
+    rate_limits: str = "on"
+    rate_limit_user_per_minute: int = 120
+    rate_limit_ip_per_minute: int = 600
+    idempotency_ttl_seconds: int = 48 * 3600
+
+    outbox_batch_size: int = 50
+    outbox_lease_seconds: int = 60
+    outbox_max_attempts: int = 8
+    bot_poll_seconds: float = 1.0
+    # Notices: recipients written to the outbox per batch, batches per scheduler round, WeChat
+    # sends per second per app id (all bot processes together, 0 = no limit) and messages
+    # per minute per WeCom group robot (WeCom's own limit is 20).
+    notice_fanout_batch_size: int = Field(default=500, ge=1, le=10_000)
+    notice_fanout_max_batches: int = Field(default=20, ge=1)
+    wechat_sends_per_second: int = Field(default=500, ge=0)
+    wecom_robot_per_minute: int = Field(default=20, ge=1, le=20)
+
+    # Micro-wishes: open claims one person may hold, days a claim may stay unfulfilled
+    # (sooner if the wish is needed earlier), points for a confirmed wish.
+    wish_claim_limit: int = Field(default=3, ge=1)
+    wish_claim_days: int = Field(default=7, ge=1)
+    wish_points: int = Field(default=10, ge=0)
+    # Test-only: the claim's guarded UPDATE becomes read-check-write, for the race test's
+    # control case. Honoured only when env is dev.
+    test_unguarded_claim: bool = False
+
+    # Activities: active bookings per person per category and calendar month (a category
+    # not listed has no limit), the no-show rule (this many in the window blocks booking of
+    # high-demand activities for the block), and the Redis sold-out gate (on|off).
+    activity_monthly_limits: dict[str, int] = Field(default_factory=lambda: {"午间一小时": 4})
+    no_show_limit: int = Field(default=3, ge=1)
+    no_show_window_days: int = Field(default=90, ge=1)
+    no_show_block_days: int = Field(default=30, ge=1)
+    activity_gate: Literal["on", "off"] = "on"
+    # TEST ONLY: the seat's guarded UPDATE becomes read-check-write, so the booking race
+    # test's control case can show the race is real. Refused when env is prod.
+    test_unguarded_booking: bool = False
+
+    # Party members (在职党员): service minutes credited per person and local day, longest
+    # check-in before it counts as forgotten, points per credited hour, the skills offered
+    # on the report-in form (free text may add others).
+    party_daily_minutes_cap: int = Field(default=480, ge=1, le=1440)
+    party_session_max_minutes: int = Field(default=720, ge=1)
+    party_points_per_hour: int = Field(default=10, ge=0)
+    party_skills: list[str] = Field(
+        default_factory=lambda: [
+            "文明劝导",
+            "环境绿化",
+            "垃圾分类",
+            "助老帮困",
+            "治安巡逻",
+            "法律咨询",
+            "医疗健康",
+            "心理疏导",
+            "文化教育",
+            "信息技术",
+            "政策宣讲",
+            "应急救护",
+        ]
+    )
+    # TEST ONLY: a post claim's guarded UPDATE becomes read-check-write, so the claim race
+    # test's control case can show the race is real. Refused when env is prod.
+    test_unguarded_post_claim: bool = False
+    log_level: str = "INFO"
+
+    # Points earned in year Y expire at the end of year Y + points_expiry_years (local time).
+    points_expiry_years: int = Field(default=1, ge=0, le=10)
+    # Days a redemption waits for pickup (a reward may set its own), and the reminder lead.
+    points_pickup_days: int = Field(default=7, ge=1, le=90)
+    points_pickup_reminder_hours: int = Field(default=24, ge=1, le=240)
+    # TEST ONLY: a redemption's guarded statements become read-check-write, so the redeem
+    # race tests' control cases can show the races are real. Refused when env is prod.
+    test_unguarded_redeem: bool = False
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _normalise_switch(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"on", "off"}:
+            raise ValueError("LINLI_RATE_LIMITS must be 'on' or 'off'")
+        return value
+
+    @field_validator("oa_aes_key")
+    @classmethod
+    def _check_aes_key(cls, value: str | None) -> str | None:
+        # WeChat's EncodingAESKey is 43 base64 characters; wechatpy asserts on anything else.
+        if not value:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9+/]{43}", value):
+            raise ValueError("LINLI_OA_AES_KEY must be the 43-character EncodingAESKey")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_prod(self) -> Settings:
+        if self.env == "prod" and (self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32):
+            raise ValueError(
+                "LINLI_SECRET_KEY must be set to a random value of at least 32 characters "
+                "when LINLI_ENV=prod"
+            )
+        if self.env == "prod" and self.test_unguarded_post_claim:
+            raise ValueError(
+                "LINLI_TEST_UNGUARDED_POST_CLAIM is for tests only, never with LINLI_ENV=prod"
+            )
+        if self.env == "prod" and self.test_unguarded_redeem:
+            raise ValueError(
+                "LINLI_TEST_UNGUARDED_REDEEM is for tests only, never with LINLI_ENV=prod"
+            )
+        if self.env == "prod" and self.test_unguarded_booking:
+            raise ValueError(
+                "LINLI_TEST_UNGUARDED_BOOKING is for tests only, never with LINLI_ENV=prod"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.rate_limits == "on"
+
+    def ensure_var_dir(self) -> None:
+        """Create the directory of a SQLite database file so a fresh checkout just runs."""
+        if self.is_sqlite and ":memory:" not in self.database_url:
+            path = self.database_url.split("://", 1)[1].split("?", 1)[0]
+            Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between apps)."""
+    get_settings.cache_clear()

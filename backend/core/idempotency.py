@@ -1,0 +1,88 @@
+"""`Idempotency-Key` handling: the first response is stored and replayed for retries.
+
+The record lives in the database (unique (scope, key)), so a retry that lands on another
+process or after a restart still finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from tortoise.exceptions import IntegrityError
+
+from backend.core.clock import clock
+from backend.core.config import get_settings
+from backend.core.errors import Conflict, Invalid
+from backend.core.models import IdempotencyRecord
+
+MAX_KEY_LENGTH = 255
+
+
+def _fingerprint(endpoint: str, payload: Any) -> str:
+    canonical = json.dumps(jsonable_encoder(payload), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
+
+
+async def _claim(scope: str, key: str, digest: str) -> IdempotencyRecord | None:
+    """Insert the running record; return the existing one when the key was seen before."""
+    now = clock.now()
+    expired_before = now - timedelta(seconds=get_settings().idempotency_ttl_seconds)
+    await IdempotencyRecord.filter(scope=scope, key=key, created_at__lt=expired_before).delete()
+    try:
+        await IdempotencyRecord.create(
+            scope=scope, key=key, request_hash=digest, status="running", created_at=now
+        )
+        return None
+    except IntegrityError:
+        existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)
+        if existing is None:  # finished with an error and removed in between: run again
+            return await _claim(scope, key, digest)
+        return existing
+
+
+async def idempotent(
+    *,
+    key: str | None,
+    user_id: int,
+    endpoint: str,
+    payload: Any,
+    status_code: int,
+    action: Callable[[], Awaitable[Any]],
+) -> JSONResponse:
+    """Run `action` once per (user, key); replay its response for the same key and body."""
+    if key is None:
+        return JSONResponse(status_code=status_code, content=jsonable_encoder(await action()))
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise Invalid("Idempotency-Key 不合法", fields={"Idempotency-Key": "长度须为 1–255"})
+    scope = f"user:{user_id}"
+    digest = _fingerprint(endpoint, payload)
+    existing = await _claim(scope, key, digest)
+    if existing is not None:
+        if existing.request_hash != digest:
+            raise Invalid("同一个 Idempotency-Key 不能用于不同的请求", code="idempotency_mismatch")
+        if existing.status != "done":
+            raise Conflict("上一次请求仍在处理中，请稍候", code="idempotency_in_progress")
+        return JSONResponse(
+            status_code=existing.response_status or 200,
+            content=json.loads(existing.response_body or "null"),
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        result = jsonable_encoder(await action())
+    except BaseException:
+        # The service rolled back, so nothing was done: a retry with this key may run again.
+        await IdempotencyRecord.filter(scope=scope, key=key).delete()
+        raise
+    await IdempotencyRecord.filter(scope=scope, key=key).update(
+        status="done",
+        response_status=status_code,
+        response_body=json.dumps(result, ensure_ascii=False),
+    )
+    return JSONResponse(status_code=status_code, content=result)

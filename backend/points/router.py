@@ -1,0 +1,449 @@
+"""Points API: balances and ledgers, earning rules, adjustments, leaderboards, the export,
+rewards and redemptions."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from backend.accounts.deps import CurrentUser, StaffUser, StreetAdmin
+from backend.accounts.schemas import MAX_ORG_ID
+from backend.core.errors import responses
+from backend.core.idempotency import idempotent
+from backend.core.pagination import PageOut, PageParams
+from backend.points import reports, rewards, service, unguarded
+from backend.points.models import Redemption, Reward
+from backend.points.schemas import (
+    AdjustmentIn,
+    CancelIn,
+    EventRulesOut,
+    ExpiringOut,
+    LeaderboardOut,
+    LedgerEntryOut,
+    PointsOut,
+    PreferencesIn,
+    PreferencesOut,
+    RedemptionOut,
+    RewardIn,
+    RewardOut,
+    RewardPatch,
+    RuleIn,
+    RuleOut,
+    RulesOut,
+    StockChangeIn,
+    VerifyIn,
+)
+
+router = APIRouter(tags=["points"])
+
+MAX_ID = 2**63 - 1
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
+]
+RewardId = Annotated[int, Path(ge=1, le=MAX_ID)]
+RedemptionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区")]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def reward_out(reward: Reward) -> RewardOut:
+    stored = {name: getattr(reward, name) for name in RewardOut.model_fields if name != "on_sale"}
+    return RewardOut(**stored, on_sale=rewards.is_on_sale(reward))
+
+
+def redemption_out(redemption: Redemption) -> RedemptionOut:
+    """The API view of a redemption whose reward is loaded."""
+    return RedemptionOut(
+        id=redemption.id,
+        reward_id=redemption.reward_id,
+        reward_title=redemption.reward.title,
+        community_id=redemption.community_id,
+        user_id=redemption.user_id,
+        cost=redemption.cost,
+        pickup_code=redemption.pickup_code,
+        pickup_url=rewards.pickup_url(redemption),
+        status=redemption.status,
+        created_at=redemption.created_at,
+        expires_at=redemption.expires_at,
+        fulfilled_at=redemption.fulfilled_at,
+        closed_at=redemption.closed_at,
+        close_reason=redemption.close_reason,
+    )
+
+
+# --- the caller's points ---
+
+
+@router.get(
+    "/me/points",
+    response_model=PointsOut,
+    summary="我的积分：余额、将要过期的积分与明细（最新的在前）",
+    responses=responses(401, 422, 429),
+)
+async def get_my_points(user: CurrentUser, page: PageParams) -> PointsOut:
+    statement = await service.get_statement(user_id=user.id, page=page)
+    return PointsOut(
+        balance=statement.balance,
+        expiring=[ExpiringOut.model_validate(e) for e in statement.expiring],
+        items=[LedgerEntryOut.model_validate(e) for e in statement.page.items],
+        next_cursor=statement.page.next_cursor,
+    )
+
+
+@router.get(
+    "/me/points/preferences",
+    response_model=PreferencesOut,
+    summary="我的积分设置（是否在排行榜上显示昵称）",
+    responses=responses(401, 429),
+)
+async def get_my_preferences(user: CurrentUser) -> PreferencesOut:
+    return PreferencesOut.model_validate(await service.get_preferences(user_id=user.id))
+
+
+@router.put(
+    "/me/points/preferences",
+    response_model=PreferencesOut,
+    summary="修改积分设置：同意后在排行榜上显示昵称，否则显示为匿名",
+    responses=responses(401, 422, 429),
+)
+async def put_my_preferences(body: PreferencesIn, user: CurrentUser) -> PreferencesOut:
+    preference = await service.set_leaderboard_opt_in(
+        user_id=user.id, opt_in=body.leaderboard_opt_in
+    )
+    return PreferencesOut.model_validate(preference)
+
+
+# --- adjustments ---
+
+
+@router.post(
+    "/points/adjustments",
+    status_code=201,
+    response_model=LedgerEntryOut,
+    summary="手工调整积分（该用户所在社区的工作人员或街道管理员）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def create_adjustment(
+    body: AdjustmentIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def adjust() -> LedgerEntryOut:
+        entry = await service.adjust_points(
+            actor=actor, user_id=body.user_id, delta=body.delta, reason=body.reason
+        )
+        return LedgerEntryOut.model_validate(entry)
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=actor.id,
+        endpoint="POST /api/v1/points/adjustments",
+        payload=body.model_dump(),
+        status_code=201,
+        action=adjust,
+    )
+
+
+@router.get(
+    "/points/adjustments",
+    response_model=PageOut[LedgerEntryOut],
+    summary="手工调整记录（审计）：某社区的，或街道管理员看全部",
+    responses=responses(401, 403, 422, 429),
+)
+async def list_adjustments(
+    actor: StaffUser, page: PageParams, community_id: CommunityQuery = None
+) -> PageOut[LedgerEntryOut]:
+    result = await service.list_adjustments(actor=actor, community_id=community_id, page=page)
+    return PageOut[LedgerEntryOut].model_validate(result)
+
+
+# --- earning rules ---
+
+
+def _rule_out(terms: service.RuleTerms) -> RuleOut:
+    return RuleOut(
+        id=terms.rule_id,
+        event_type=terms.event_type,
+        points=terms.points,
+        multiplier_percent=terms.multiplier_percent,
+        daily_cap=terms.daily_cap,
+        monthly_cap=terms.monthly_cap,
+        effective_from=terms.effective_from,
+    )
+
+
+@router.get(
+    "/points/rules",
+    response_model=RulesOut,
+    summary="积分规则：每个事项现行的规则、已排定的新版本与历史版本",
+    responses=responses(429),
+)
+async def list_rules() -> RulesOut:
+    return RulesOut(
+        items=[
+            EventRulesOut(
+                event_type=r.event.key,
+                label=r.event.label,
+                unit=r.event.unit,
+                current=_rule_out(r.current),
+                upcoming=[RuleOut.model_validate(v) for v in r.upcoming],
+                history=[RuleOut.model_validate(v) for v in r.history],
+            )
+            for r in await service.list_rules()
+        ]
+    )
+
+
+@router.post(
+    "/points/rules",
+    status_code=201,
+    response_model=RuleOut,
+    summary="新增规则版本（街道管理员）：从生效时间起适用，已发放的积分不变",
+    responses=responses(401, 403, 409, 422, 429),
+)
+async def create_rule(body: RuleIn, actor: StreetAdmin) -> RuleOut:
+    rule = await service.create_rule(actor=actor, **body.model_dump())
+    return RuleOut.model_validate(rule)
+
+
+@router.delete(
+    "/points/rules/{rule_id}",
+    status_code=204,
+    summary="撤回尚未生效的规则版本（街道管理员）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def withdraw_rule(
+    rule_id: Annotated[int, Path(ge=1, le=MAX_ID)], actor: StreetAdmin
+) -> Response:
+    await service.withdraw_rule(actor=actor, rule_id=rule_id)
+    return Response(status_code=204)
+
+
+# --- leaderboards and the export ---
+
+
+@router.get(
+    "/points/leaderboard",
+    response_model=LeaderboardOut,
+    summary="积分排行榜（月度/年度，按社区或驻区单位）；未同意公开的居民显示为匿名",
+    responses=responses(401, 404, 422, 429),
+)
+async def get_leaderboard(
+    user: CurrentUser,
+    community_id: CommunityQuery = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="驻区单位")] = None,
+    period: Literal["month", "year"] = "month",
+    on_date: Annotated[
+        date | None, Query(alias="date", description="所在月份或年份的某一天")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> LeaderboardOut:
+    board = await reports.get_leaderboard(
+        viewer=user,
+        community_id=community_id,
+        unit_id=unit_id,
+        period=period,
+        on_date=on_date,
+        limit=limit,
+    )
+    return LeaderboardOut.model_validate(board)
+
+
+@router.get(
+    "/points/export",
+    summary="导出某社区一段时间内积分发放与使用明细（Excel，工作人员）",
+    response_class=Response,
+    responses={
+        200: {"content": {XLSX: {}}, "description": "Excel 文件"},
+        **responses(401, 403, 404, 422, 429),
+    },
+)
+async def export_points(
+    actor: StaffUser,
+    community_id: Annotated[int, Query(ge=1, le=MAX_ORG_ID)],
+    start_date: date,
+    end_date: date,
+) -> Response:
+    filename, content = await reports.export_ledger(
+        actor=actor, community_id=community_id, start_date=start_date, end_date=end_date
+    )
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# --- rewards ---
+
+
+@router.post(
+    "/rewards",
+    status_code=201,
+    response_model=RewardOut,
+    summary="上架礼品（该社区工作人员）",
+    responses=responses(401, 403, 422, 429),
+)
+async def create_reward(body: RewardIn, actor: StaffUser) -> RewardOut:
+    reward = await rewards.create_reward(actor=actor, **body.model_dump())
+    return reward_out(reward)
+
+
+@router.get(
+    "/rewards",
+    response_model=PageOut[RewardOut],
+    summary="礼品列表（无需登录）",
+    responses=responses(422, 429),
+)
+async def list_rewards(
+    page: PageParams,
+    community_id: CommunityQuery = None,
+    on_sale: Annotated[bool, Query(description="只看现在能兑换的")] = False,
+) -> PageOut[RewardOut]:
+    result = await rewards.list_rewards(page=page, community_id=community_id, on_sale=on_sale)
+    return PageOut[RewardOut](
+        items=[reward_out(r) for r in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.get(
+    "/rewards/{reward_id}",
+    response_model=RewardOut,
+    summary="礼品详情（无需登录）",
+    responses=responses(404, 422, 429),
+)
+async def get_reward(reward_id: RewardId) -> RewardOut:
+    return reward_out(await rewards.get_reward(reward_id=reward_id))
+
+
+@router.patch(
+    "/rewards/{reward_id}",
+    response_model=RewardOut,
+    summary="修改礼品信息或下架（该社区工作人员）；已兑换的按原积分",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def update_reward(reward_id: RewardId, body: RewardPatch, actor: StaffUser) -> RewardOut:
+    changes = body.model_dump(exclude_unset=True)
+    reward = await rewards.update_reward(actor=actor, reward_id=reward_id, changes=changes)
+    return reward_out(reward)
+
+
+@router.post(
+    "/rewards/{reward_id}/stock",
+    response_model=RewardOut,
+    summary="增减库存（该社区工作人员），库存不会小于 0",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def change_stock(reward_id: RewardId, body: StockChangeIn, actor: StaffUser) -> RewardOut:
+    reward = await rewards.change_stock(actor=actor, reward_id=reward_id, delta=body.delta)
+    return reward_out(reward)
+
+
+@router.post(
+    "/rewards/{reward_id}/redeem",
+    status_code=201,
+    response_model=RedemptionOut,
+    summary="兑换礼品：扣积分、减库存、计入每人限兑，得到领取码",
+    responses=responses(401, 404, 409, 422, 429),
+)
+async def redeem_reward(
+    reward_id: RewardId, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def redeem() -> RedemptionOut:
+        return redemption_out(await rewards.redeem_reward(user=user, reward_id=reward_id))
+
+    run_once = unguarded.idempotent if unguarded.enabled() else idempotent
+    return await run_once(
+        key=idempotency_key,
+        user_id=user.id,
+        endpoint=f"POST /api/v1/rewards/{reward_id}/redeem",
+        payload={"reward_id": reward_id},
+        status_code=201,
+        action=redeem,
+    )
+
+
+# --- redemptions ---
+
+
+@router.get(
+    "/me/redemptions",
+    response_model=PageOut[RedemptionOut],
+    summary="我的兑换与领取码，最新的在前",
+    responses=responses(401, 422, 429),
+)
+async def list_my_redemptions(user: CurrentUser, page: PageParams) -> PageOut[RedemptionOut]:
+    result = await rewards.list_my_redemptions(user=user, page=page)
+    return PageOut[RedemptionOut](
+        items=[redemption_out(r) for r in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.get(
+    "/redemptions",
+    response_model=PageOut[RedemptionOut],
+    summary="社区的兑换记录（工作人员）",
+    responses=responses(401, 403, 422, 429),
+)
+async def list_redemptions(
+    actor: StaffUser,
+    page: PageParams,
+    community_id: Annotated[int, Query(ge=1, le=MAX_ORG_ID)],
+    status: Literal["pending_pickup", "fulfilled", "cancelled", "expired"] | None = None,
+) -> PageOut[RedemptionOut]:
+    result = await rewards.list_redemptions(
+        actor=actor, community_id=community_id, status=status, page=page
+    )
+    return PageOut[RedemptionOut](
+        items=[redemption_out(r) for r in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.get(
+    "/redemptions/by-code/{pickup_code}",
+    response_model=RedemptionOut,
+    summary="按领取码查兑换（该社区工作人员，核销前核对）",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def find_redemption(
+    pickup_code: Annotated[str, Path(max_length=32)], actor: StaffUser
+) -> RedemptionOut:
+    return redemption_out(await rewards.find_by_code(actor=actor, pickup_code=pickup_code))
+
+
+@router.get(
+    "/redemptions/{redemption_id}",
+    response_model=RedemptionOut,
+    summary="兑换详情（兑换人或该社区工作人员）",
+    responses=responses(401, 404, 422, 429),
+)
+async def get_redemption(redemption_id: RedemptionId, user: CurrentUser) -> RedemptionOut:
+    return redemption_out(await rewards.get_redemption(viewer=user, redemption_id=redemption_id))
+
+
+@router.post(
+    "/redemptions/verify",
+    response_model=RedemptionOut,
+    summary="核销领取码（该社区工作人员），每个领取码只能核销一次",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def verify_redemption(body: VerifyIn, actor: StaffUser) -> RedemptionOut:
+    return redemption_out(
+        await rewards.verify_redemption(actor=actor, pickup_code=body.pickup_code)
+    )
+
+
+@router.post(
+    "/redemptions/{redemption_id}/cancel",
+    response_model=RedemptionOut,
+    summary="取消待领取的兑换（该社区工作人员）：退还积分、库存与限兑次数",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def cancel_redemption(
+    redemption_id: RedemptionId, body: CancelIn, actor: StaffUser
+) -> RedemptionOut:
+    redemption = await rewards.cancel_redemption(
+        actor=actor, redemption_id=redemption_id, reason=body.reason
+    )
+    return redemption_out(redemption)

@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from backend.accounts.schemas import MAX_ORG_ID, MAX_USER_ID
+
+MAX_ADJUSTMENT = 10000
+# Every integer the API accepts fits the 32-bit columns it lands in.
+INT32 = 2**31 - 1
+
+
+class LedgerEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    delta: int = Field(description="正数为获得，负数为消费或过期")
+    balance_after: int = Field(description="这笔变动之后的余额")
+    source_type: str = Field(
+        description="来源：activity_attended、service_hour、wish_fulfilled、reward、"
+        "reward_refund、expiry、adjustment …"
+    )
+    source_id: str
+    reason: str
+    actor_id: int | None = Field(description="手工调整时操作的工作人员")
+    rule_id: int | None = Field(default=None, description="按规则发放时所用的规则版本")
+    created_at: datetime
+
+
+class ExpiringOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    amount: int
+    expires_at: datetime = Field(description="这部分积分在此时刻过期（不含）")
+
+
+class PointsOut(BaseModel):
+    balance: int
+    expiring: list[ExpiringOut] = Field(
+        default_factory=list, description="尚未过期的积分按过期时间分批，最早过期的在前"
+    )
+    items: list[LedgerEntryOut] = Field(description="积分明细，最新的在前")
+    next_cursor: str | None = None
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: int = Field(ge=1, le=MAX_USER_ID, strict=True)
+    delta: int = Field(
+        strict=True,
+        ge=-MAX_ADJUSTMENT,
+        le=MAX_ADJUSTMENT,
+        description="调整的积分，正数增加、负数扣减，不能为 0",
+    )
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+
+    @field_validator("delta")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("调整的积分不能为 0")
+        return value
+
+
+# --- earning rules ---
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: str = Field(
+        max_length=32,
+        description="activity_attended | service_hour | wish_fulfilled | report_in_approved "
+        "| staff_adjustment",
+    )
+    points: int = Field(strict=True, ge=0, le=INT32, description="每次（每小时）的积分")
+    multiplier_percent: int = Field(
+        default=100, strict=True, ge=0, le=INT32, description="倍数（百分比），150 即 1.5 倍"
+    )
+    daily_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32)
+    monthly_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32)
+    effective_from: AwareDatetime | None = Field(
+        default=None, description="生效时间，不早于现在；不填即刻生效"
+    )
+    note: str = Field(default="", max_length=200)
+
+
+class RuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int | None = Field(description="规则版本；null 表示系统默认")
+    event_type: str
+    points: int
+    multiplier_percent: int
+    daily_cap: int | None
+    monthly_cap: int | None
+    effective_from: datetime | None
+
+
+class EventRulesOut(BaseModel):
+    event_type: str
+    label: str
+    unit: str
+    current: RuleOut
+    upcoming: list[RuleOut]
+    history: list[RuleOut]
+
+
+class RulesOut(BaseModel):
+    items: list[EventRulesOut]
+    next_cursor: str | None = None
+
+
+# --- preferences and leaderboards ---
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    leaderboard_opt_in: bool = Field(strict=True, description="是否在排行榜上显示昵称")
+
+
+class PreferencesOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    leaderboard_opt_in: bool
+
+
+class LeaderRowOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    rank: int
+    name: str = Field(description="同意公开的显示昵称，其余显示「匿名邻居」")
+    points: int
+    is_me: bool
+
+
+class LeaderboardOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    scope: Literal["community", "unit"]
+    scope_id: int
+    scope_name: str
+    period: Literal["month", "year"]
+    start_date: date
+    end_date: date
+    items: list[LeaderRowOut] = Field(validation_alias="rows")
+    my_points: int
+    opted_in: bool
+    next_cursor: str | None = None
+
+
+# --- rewards and redemptions ---
+
+Title = Annotated[str, StringConstraints(max_length=40)]
+
+
+class RewardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    community_id: int = Field(strict=True, ge=1, le=MAX_ORG_ID)
+    title: Title
+    cost: int = Field(strict=True, ge=-INT32, le=INT32, description="所需积分")
+    stock: int = Field(strict=True, ge=-INT32, le=INT32, description="库存")
+    per_user_limit: int = Field(default=1, strict=True, ge=-INT32, le=INT32)
+    description: str = Field(default="", max_length=1000)
+    image_url: str = Field(default="", max_length=500, description="图片地址（https://）")
+    on_sale_from: AwareDatetime | None = None
+    on_sale_until: AwareDatetime | None = None
+    pickup_place: str = Field(default="", max_length=100)
+    pickup_days: int | None = Field(
+        default=None, strict=True, ge=-INT32, le=INT32, description="兑换后几天内领取"
+    )
+
+
+class RewardPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    cost: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
+    per_user_limit: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
+    description: str | None = Field(default=None, max_length=1000)
+    image_url: str | None = Field(default=None, max_length=500)
+    on_sale_from: AwareDatetime | None = None
+    on_sale_until: AwareDatetime | None = None
+    pickup_place: str | None = Field(default=None, max_length=100)
+    pickup_days: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
+    active: bool | None = Field(default=None, strict=True, description="false 即下架")
+
+
+class StockChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delta: int = Field(strict=True, ge=-INT32, le=INT32, description="增加（正）或减少（负）的库存")
+
+
+class RewardOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    community_id: int
+    title: str
+    description: str
+    image_url: str
+    cost: int
+    stock: int
+    per_user_limit: int
+    on_sale_from: datetime | None
+    on_sale_until: datetime | None
+    pickup_place: str
+    pickup_days: int
+    active: bool
+    on_sale: bool = Field(description="现在能否兑换")
+
+
+class RedemptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    reward_id: int
+    reward_title: str
+    community_id: int
+    user_id: int
+    cost: int
+    pickup_code: str
+    pickup_url: str = Field(description="领取码二维码的内容（工作人员扫码即打开核销页）")
+    status: Literal["pending_pickup", "fulfilled", "cancelled", "expired"]
+    created_at: datetime
+    expires_at: datetime = Field(description="领取截止时间")
+    fulfilled_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pickup_code: str = Field(min_length=1, max_length=32)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]

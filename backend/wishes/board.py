@@ -1,0 +1,536 @@
+"""The two-way board (双向认领): communities publish needs, units publish resources, and
+each side claims from the other.
+
+A unit claims a community's need; a community (its staff) claims a unit's resource. Each
+item takes at most `quantity` live claims, held like seats by one guarded UPDATE
+(`claimed < quantity`), and one live claim per claimant by a unique key. The publisher
+confirms a claim (or declines it, freeing the place), either side records progress, and
+the claim is done when both sides have marked it done. Locks are taken item first, then
+claim, in every transition that touches both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from backend.accounts import service as accounts_service
+from backend.accounts.models import User
+from backend.core.clock import clock
+from backend.core.errors import Invalid, NotFound
+from backend.core.pagination import PageOut, PageRequest, paginate
+from backend.orgs.models import Community, Unit
+from backend.wishes.exceptions import (
+    BoardAlreadyClaimed,
+    BoardClaimStateInvalid,
+    BoardItemClosed,
+    BoardItemFull,
+    NotBoardSide,
+    NotUnitMember,
+)
+from backend.wishes.models import (
+    BOARD_CATEGORIES,
+    BOARD_KINDS,
+    LIVE_BOARD_CLAIM_STATUSES,
+    BoardClaim,
+    BoardEvent,
+    BoardItem,
+)
+from backend.wishes.schemas import (
+    BoardClaimOut,
+    BoardItemDetailOut,
+    BoardItemOut,
+    CommunityMatchOut,
+    MatchingOut,
+    SuggestionOut,
+)
+
+MAX_ID = 2**63 - 1
+MAX_QUANTITY = 100
+MAX_SUGGESTIONS = 50
+
+KIND_LABELS = {"need": "社区需求", "resource": "单位资源"}
+CLAIM_STATUS_LABELS = {
+    "pending": "待发布方确认",
+    "confirmed": "对接中",
+    "done": "已完成",
+    "declined": "已婉拒",
+    "cancelled": "已取消",
+}
+
+
+def _clean(value: str | None, *, field: str, label: str, low: int, high: int) -> str:
+    text = (value or "").strip()
+    if not low <= len(text) <= high:
+        raise Invalid(fields={field: f"{label}须为 {low}–{high} 个字"})
+    return text
+
+
+# --- who is which side ---
+
+
+async def is_publisher(actor: User | None, item: BoardItem) -> bool:
+    """Staff of the community that needs it, or a member of the unit that offers it."""
+    if actor is None:
+        return False
+    if item.kind == "need":
+        return await accounts_service.is_staff_of(actor, item.community_id)
+    return actor.unit_id is not None and actor.unit_id == item.unit_id
+
+
+async def _is_claimant(actor: User | None, claim: BoardClaim) -> bool:
+    if actor is None:
+        return False
+    if claim.unit_id is not None:
+        return actor.unit_id == claim.unit_id
+    return await accounts_service.is_staff_of(actor, claim.community_id)
+
+
+@dataclass(frozen=True)
+class Sides:
+    publisher: bool
+    claimant: bool
+
+
+async def _sides(actor: User | None, item: BoardItem, claim: BoardClaim) -> Sides:
+    return Sides(await is_publisher(actor, item), await _is_claimant(actor, claim))
+
+
+# --- views ---
+
+
+def _item_fields(item: BoardItem) -> dict[str, Any]:
+    publisher = item.community if item.kind == "need" else item.unit
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "community_id": item.community_id,
+        "unit_id": item.unit_id,
+        "publisher_name": publisher.name if publisher else "",
+        "title": item.title,
+        "description": item.description,
+        "category": item.category,
+        "quantity": item.quantity,
+        "claimed": item.claimed,
+        "remaining": max(0, item.quantity - item.claimed),
+        "status": item.status,
+        "created_at": item.created_at,
+    }
+
+
+def _claim_actions(claim: BoardClaim, sides: Sides) -> list[str]:
+    status = claim.status
+    wanted = [
+        ("confirm", sides.publisher and status == "pending"),
+        ("decline", sides.publisher and status == "pending"),
+        ("cancel", sides.claimant and status in ("pending", "confirmed")),
+        ("progress", (sides.publisher or sides.claimant) and status == "confirmed"),
+        (
+            "done",
+            status == "confirmed"
+            and (
+                (sides.publisher and claim.publisher_done_at is None)
+                or (sides.claimant and claim.claimant_done_at is None)
+            ),
+        ),
+    ]
+    return [name for name, allowed in wanted if allowed]
+
+
+def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool) -> BoardClaimOut:
+    claimant = claim.unit if claim.unit_id is not None else claim.community
+    party = sides.publisher or sides.claimant or admin
+    return BoardClaimOut(
+        id=claim.id,
+        item_id=item.id,
+        item_title=item.title,
+        item_kind=item.kind,
+        claimant_name=claimant.name,
+        unit_id=claim.unit_id,
+        community_id=claim.community_id,
+        status=claim.status,
+        progress_note=claim.progress_note if party else None,
+        confirmed_at=claim.confirmed_at,
+        publisher_done=claim.publisher_done_at is not None,
+        claimant_done=claim.claimant_done_at is not None,
+        done_at=claim.done_at,
+        created_at=claim.created_at,
+        actions=_claim_actions(claim, sides),
+    )
+
+
+def _items():
+    return BoardItem.all().select_related("community", "unit")
+
+
+async def _load_item(item_id: int) -> BoardItem:
+    item = await _items().filter(id=item_id).first() if 1 <= item_id <= MAX_ID else None
+    if item is None:
+        raise NotFound("清单项目不存在")
+    return item
+
+
+async def _load_claim(claim_id: int) -> tuple[BoardClaim, BoardItem]:
+    claim = (
+        await BoardClaim.filter(id=claim_id).select_related("unit", "community").first()
+        if 1 <= claim_id <= MAX_ID
+        else None
+    )
+    if claim is None:
+        raise NotFound("对接记录不存在")
+    return claim, await _load_item(claim.item_id)
+
+
+async def _may_claim_item(actor: User | None, item: BoardItem) -> bool:
+    if actor is None or item.status != "open" or item.claimed >= item.quantity:
+        return False
+    if item.kind == "need":
+        return actor.unit_id is not None and not await BoardClaim.exists(
+            item_id=item.id, live_key=f"u{actor.unit_id}"
+        )
+    return await accounts_service.is_staff_anywhere(actor)
+
+
+async def describe_item(item: BoardItem, viewer: User | None) -> BoardItemDetailOut:
+    """An item with its claims and what `viewer` may do; progress notes for the two sides."""
+    admin = viewer is not None and await accounts_service.is_street_admin(viewer)
+    publisher = await is_publisher(viewer, item)
+    claims = []
+    for claim in await BoardClaim.filter(item_id=item.id).select_related("unit", "community"):
+        sides = Sides(publisher, await _is_claimant(viewer, claim))
+        if claim.status in LIVE_BOARD_CLAIM_STATUSES or sides.publisher or sides.claimant:
+            claims.append(_claim_out(claim, item, sides, admin=admin))
+    actions = []
+    if await _may_claim_item(viewer, item):
+        actions.append("claim")
+    if publisher and item.status == "open":
+        actions.append("close")
+    return BoardItemDetailOut(**_item_fields(item), claims=claims, actions=actions)
+
+
+async def _claim_view(claim_id: int, actor: User) -> BoardClaimOut:
+    claim, item = await _load_claim(claim_id)
+    admin = await accounts_service.is_street_admin(actor)
+    return _claim_out(claim, item, await _sides(actor, item, claim), admin=admin)
+
+
+# --- reading ---
+
+
+async def list_items(
+    *,
+    page: PageRequest,
+    kind: str | None = None,
+    community_id: int | None = None,
+    category: str | None = None,
+    open_only: bool = False,
+) -> PageOut[BoardItemOut]:
+    """Needs and resources, newest first (public: no personal data on the board)."""
+    if kind is not None and kind not in BOARD_KINDS:
+        raise Invalid(fields={"kind": "取值不在允许范围内"})
+    if category is not None and category not in BOARD_CATEGORIES:
+        raise Invalid(fields={"category": "取值不在允许范围内"})
+    query = _items()
+    if kind:
+        query = query.filter(kind=kind)
+    if community_id is not None:
+        query = query.filter(community_id=community_id)
+    if category:
+        query = query.filter(category=category)
+    if open_only:
+        query = query.filter(status="open", claimed__lt=F("quantity"))
+    result = await paginate(query, page, descending=True)
+    return PageOut[BoardItemOut](
+        items=[BoardItemOut(**_item_fields(i)) for i in result.items],
+        next_cursor=result.next_cursor,
+    )
+
+
+async def get_item(*, viewer: User | None, item_id: int) -> BoardItemDetailOut:
+    """One item with its claims, as `viewer` may see it."""
+    return await describe_item(await _load_item(item_id), viewer)
+
+
+async def list_claims_for(*, actor: User, page: PageRequest) -> PageOut[BoardClaimOut]:
+    """Claims on items `actor`'s side published or that `actor`'s side made, newest first."""
+    staff_of = await accounts_service.staff_community_ids(actor)
+    scope = Q(id__lt=0)
+    if actor.unit_id is not None:
+        scope |= Q(unit_id=actor.unit_id) | Q(item__kind="resource", item__unit_id=actor.unit_id)
+    if staff_of is None:
+        scope = Q(id__gt=0)
+    elif staff_of:
+        scope |= Q(community_id__in=staff_of)
+        scope |= Q(item__kind="need", item__community_id__in=staff_of)
+    query = BoardClaim.filter(scope).select_related("unit", "community")
+    result = await paginate(query, page, descending=True)
+    admin = staff_of is None
+    items = []
+    for claim in result.items:
+        item = await _load_item(claim.item_id)
+        items.append(_claim_out(claim, item, await _sides(actor, item, claim), admin=admin))
+    return PageOut[BoardClaimOut](items=items, next_cursor=result.next_cursor)
+
+
+async def matching(*, actor: User) -> MatchingOut:
+    """For street admins: each community's needs and claims, and open needs paired with open
+    resources of the same category."""
+    await accounts_service.require_street_admin(actor)
+    communities = await Community.all().order_by("id")
+    needs = await _items().filter(kind="need")
+    claims = await BoardClaim.filter(status__in=LIVE_BOARD_CLAIM_STATUSES).select_related("item")
+    rows = []
+    for community in communities:
+        own = [n for n in needs if n.community_id == community.id]
+        rows.append(
+            CommunityMatchOut(
+                community_id=community.id,
+                community_name=community.name,
+                needs=len(own),
+                needs_quantity=sum(n.quantity for n in own),
+                needs_claimed=sum(n.claimed for n in own),
+                resources_claimed=sum(1 for c in claims if c.community_id == community.id),
+                claims_done=sum(
+                    1
+                    for c in claims
+                    if c.status == "done"
+                    and (c.community_id == community.id or c.item.community_id == community.id)
+                ),
+            )
+        )
+    open_resources = await _items().filter(
+        kind="resource", status="open", claimed__lt=F("quantity")
+    )
+    suggestions = []
+    for need in needs:
+        if need.status != "open" or need.claimed >= need.quantity:
+            continue
+        fits = [r for r in open_resources if r.category == need.category]
+        if fits:
+            suggestions.append(
+                SuggestionOut(
+                    need=BoardItemOut(**_item_fields(need)),
+                    resources=[BoardItemOut(**_item_fields(r)) for r in fits],
+                )
+            )
+        if len(suggestions) >= MAX_SUGGESTIONS:
+            break
+    return MatchingOut(communities=rows, suggestions=suggestions)
+
+
+# --- transitions ---
+
+
+async def _event(claim_id: int, action: str, actor: User, note: str = "") -> None:
+    await BoardEvent.create(
+        claim_id=claim_id, action=action, actor_id=actor.id, note=note, created_at=clock.now()
+    )
+
+
+async def publish_item(
+    *,
+    actor: User,
+    kind: str,
+    title: str,
+    description: str,
+    category: str,
+    quantity: int,
+    community_id: int | None = None,
+    unit_id: int | None = None,
+) -> BoardItemDetailOut:
+    """A need by staff of its community, or a resource by a member of the unit offering it."""
+    values = {
+        "title": _clean(title, field="title", label="标题", low=2, high=40),
+        "description": _clean(description, field="description", label="内容", low=5, high=500),
+    }
+    if category not in BOARD_CATEGORIES:
+        raise Invalid(fields={"category": "请选择类别"})
+    if not (isinstance(quantity, int) and 1 <= quantity <= MAX_QUANTITY):
+        raise Invalid(fields={"quantity": f"份数须为 1–{MAX_QUANTITY}"})
+    if kind == "need":
+        if community_id is None or unit_id is not None:
+            raise Invalid(fields={"community_id": "发布需求请选择社区，不要填写单位"})
+        await accounts_service.require_staff_of(actor, community_id)
+        if not await Community.exists(id=community_id):
+            raise Invalid(fields={"community_id": "社区不存在"})
+    elif kind == "resource":
+        if unit_id is None or community_id is not None:
+            raise Invalid(fields={"unit_id": "发布资源请选择单位，不要填写社区"})
+        if actor.unit_id != unit_id:
+            raise NotUnitMember("只有该单位的成员可以发布单位资源")
+        unit = await Unit.get(id=unit_id)
+        community_id = unit.community_id
+    else:
+        raise Invalid(fields={"kind": "取值不在允许范围内"})
+    item = await BoardItem.create(
+        kind=kind,
+        community_id=community_id,
+        unit_id=unit_id,
+        category=category,
+        quantity=quantity,
+        created_by_id=actor.id,
+        created_at=clock.now(),
+        **values,
+    )
+    return await get_item(viewer=actor, item_id=item.id)
+
+
+async def claim_item(
+    *, actor: User, item_id: int, unit_id: int | None = None, community_id: int | None = None
+) -> BoardClaimOut:
+    """Take one of the item's places for a unit (a need) or a community (a resource): never
+    more claims than its quantity, never two live claims by one claimant."""
+    item = await _load_item(item_id)
+    if item.kind == "need":
+        if unit_id is None or community_id is not None:
+            raise Invalid(fields={"unit_id": "认领社区需求请选择所在单位"})
+        if actor.unit_id != unit_id:
+            raise NotUnitMember()
+        live_key = f"u{unit_id}"
+    else:
+        if community_id is None or unit_id is not None:
+            raise Invalid(fields={"community_id": "认领单位资源请选择社区"})
+        await accounts_service.require_staff_of(actor, community_id)
+        if not await Community.exists(id=community_id):
+            raise Invalid(fields={"community_id": "社区不存在"})
+        live_key = f"c{community_id}"
+    # Answers a repeated claim early; the unique key below decides.
+    if await BoardClaim.exists(item_id=item.id, live_key=live_key):
+        raise BoardAlreadyClaimed()
+    try:
+        async with in_transaction():
+            took = await BoardItem.filter(
+                id=item.id, status="open", claimed__lt=F("quantity")
+            ).update(claimed=F("claimed") + 1)
+            if not took:
+                status = await BoardItem.filter(id=item.id).first().values_list("status", flat=True)
+                raise BoardItemClosed() if status != "open" else BoardItemFull()
+            claim = await BoardClaim.create(
+                item_id=item.id,
+                unit_id=unit_id,
+                community_id=community_id,
+                live_key=live_key,
+                claimed_by_id=actor.id,
+                status="pending",
+                created_at=clock.now(),
+            )
+            await _event(claim.id, "claimed", actor)
+    except IntegrityError as exc:
+        raise BoardAlreadyClaimed() from exc
+    return await _claim_view(claim.id, actor)
+
+
+async def close_item(*, actor: User, item_id: int) -> BoardItemDetailOut:
+    """The publisher stops further claims (live claims go on)."""
+    item = await _load_item(item_id)
+    if not await is_publisher(actor, item):
+        raise NotBoardSide("只有发布方可以停止认领")
+    if not await BoardItem.filter(id=item.id, status="open").update(status="closed"):
+        raise BoardItemClosed()
+    return await get_item(viewer=actor, item_id=item.id)
+
+
+async def _require(actor: User, item: BoardItem, claim: BoardClaim, *, side: str) -> Sides:
+    sides = await _sides(actor, item, claim)
+    if side == "publisher" and not sides.publisher:
+        raise NotBoardSide("只有发布方可以进行此操作")
+    if side == "claimant" and not sides.claimant:
+        raise NotBoardSide("只有认领方可以进行此操作")
+    if side == "either" and not (sides.publisher or sides.claimant):
+        raise NotBoardSide()
+    return sides
+
+
+async def confirm_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+    """The publisher accepts a pending claim (once)."""
+    claim, item = await _load_claim(claim_id)
+    await _require(actor, item, claim, side="publisher")
+    async with in_transaction():
+        if not await BoardClaim.filter(id=claim.id, status="pending").update(
+            status="confirmed", confirmed_at=clock.now()
+        ):
+            raise BoardClaimStateInvalid()
+        await _event(claim.id, "confirmed", actor)
+    return await _claim_view(claim.id, actor)
+
+
+async def _end_claim(
+    *, actor: User, claim_id: int, side: str, from_statuses: tuple[str, ...], to_status: str
+) -> BoardClaimOut:
+    claim, item = await _load_claim(claim_id)
+    await _require(actor, item, claim, side=side)
+    async with in_transaction():
+        # The place goes back first (item row, then claim row: the order claims lock in).
+        await BoardItem.filter(id=item.id, claimed__gt=0).update(claimed=F("claimed") - 1)
+        if not await BoardClaim.filter(id=claim.id, status__in=from_statuses).update(
+            status=to_status, live_key=None
+        ):
+            raise BoardClaimStateInvalid()
+        await _event(claim.id, to_status, actor)
+    return await _claim_view(claim.id, actor)
+
+
+async def decline_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+    """The publisher turns down a pending claim; its place is free again."""
+    return await _end_claim(
+        actor=actor,
+        claim_id=claim_id,
+        side="publisher",
+        from_statuses=("pending",),
+        to_status="declined",
+    )
+
+
+async def cancel_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+    """The claimant withdraws a claim not yet done; its place is free again."""
+    return await _end_claim(
+        actor=actor,
+        claim_id=claim_id,
+        side="claimant",
+        from_statuses=("pending", "confirmed"),
+        to_status="cancelled",
+    )
+
+
+async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClaimOut:
+    """Either side notes how a confirmed claim is going (kept in its history)."""
+    note = _clean(note, field="note", label="进展", low=2, high=500)
+    claim, item = await _load_claim(claim_id)
+    await _require(actor, item, claim, side="either")
+    async with in_transaction():
+        if not await BoardClaim.filter(id=claim.id, status="confirmed").update(progress_note=note):
+            raise BoardClaimStateInvalid()
+        await _event(claim.id, "progress", actor, note)
+    return await _claim_view(claim.id, actor)
+
+
+async def mark_done(*, actor: User, claim_id: int) -> BoardClaimOut:
+    """Each side marks a confirmed claim done; it is done when both have."""
+    claim, item = await _load_claim(claim_id)
+    sides = await _require(actor, item, claim, side="either")
+    now = clock.now()
+    async with in_transaction():
+        marked = 0
+        if sides.publisher:
+            marked += await BoardClaim.filter(
+                id=claim.id, status="confirmed", publisher_done_at__isnull=True
+            ).update(publisher_done_at=now)
+        if sides.claimant:
+            marked += await BoardClaim.filter(
+                id=claim.id, status="confirmed", claimant_done_at__isnull=True
+            ).update(claimant_done_at=now)
+        if not marked:
+            raise BoardClaimStateInvalid()
+        await _event(claim.id, "marked_done", actor)
+        if await BoardClaim.filter(
+            id=claim.id,
+            status="confirmed",
+            publisher_done_at__isnull=False,
+            claimant_done_at__isnull=False,
+        ).update(status="done", done_at=now):
+            await _event(claim.id, "done", actor)
+    return await _claim_view(claim.id, actor)

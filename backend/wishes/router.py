@@ -1,0 +1,462 @@
+"""Micro-wish and two-way board API: parse, authorize, call one service, return."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Path, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser, StreetAdmin
+from backend.accounts.schemas import MAX_ORG_ID
+from backend.core.errors import responses
+from backend.core.idempotency import idempotent
+from backend.core.pagination import PageOut, PageParams
+from backend.wishes import board, export, service
+from backend.wishes.schemas import (
+    BoardCategory,
+    BoardClaimIn,
+    BoardClaimOut,
+    BoardItemDetailOut,
+    BoardItemIn,
+    BoardItemOut,
+    BoardKind,
+    ClaimIn,
+    ConfirmIn,
+    FulfilIn,
+    MatchingOut,
+    ProgressIn,
+    RemoveIn,
+    ReviewIn,
+    StaffStatusFilter,
+    UnitCreditOut,
+    WishCategory,
+    WishDetailOut,
+    WishIn,
+    WishOut,
+    WishStatusFilter,
+)
+
+router = APIRouter(tags=["wishes"])
+
+WishId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="心愿 id")]
+ItemId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="清单项目 id")]
+ClaimId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="对接 id")]
+CommunityFilter = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="只看某个社区")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
+]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.post(
+    "/wishes",
+    status_code=201,
+    response_model=WishDetailOut,
+    summary="发布微心愿（本社区居民，审核后公开）",
+    responses=responses(401, 403, 409, 422, 429),
+)
+async def submit_wish(
+    body: WishIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def submit() -> WishDetailOut:
+        return await service.submit_wish(user=user, **body.model_dump())
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=user.id,
+        endpoint="POST /api/v1/wishes",
+        payload=body.model_dump(mode="json"),
+        status_code=201,
+        action=submit,
+    )
+
+
+@router.get(
+    "/wishes",
+    response_model=PageOut[WishOut],
+    summary="心愿墙：已审核的心愿（最新的在前，心愿人姓名脱敏）",
+    responses=responses(422, 429),
+)
+async def list_wishes(
+    page: PageParams,
+    community_id: CommunityFilter = None,
+    status: Annotated[WishStatusFilter | None, Query(description="默认全部已审核的心愿")] = None,
+    category: Annotated[WishCategory | None, Query()] = None,
+) -> PageOut[WishOut]:
+    return await service.list_wishes(
+        page=page, community_id=community_id, status=status, category=category
+    )
+
+
+@router.get(
+    "/wishes/{wish_id}",
+    response_model=WishDetailOut,
+    summary="心愿详情（心愿人、认领人与工作人员可见更多）",
+    responses=responses(404, 422, 429),
+)
+async def get_wish(wish_id: WishId, user: OptionalUser) -> WishDetailOut:
+    return await service.get_wish(viewer=user, wish_id=wish_id)
+
+
+@router.get(
+    "/wishes/{wish_id}/photo",
+    summary="完成照片（心愿人、认领人与工作人员）",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}},
+        **responses(401, 404, 422, 429),
+    },
+)
+async def get_wish_photo(wish_id: WishId, user: CurrentUser) -> Response:
+    photo = await service.get_wish_photo(viewer=user, wish_id=wish_id)
+    return Response(
+        photo.content, media_type=photo.content_type, headers={"Cache-Control": "private, no-store"}
+    )
+
+
+@router.post(
+    "/wishes/{wish_id}/review",
+    response_model=WishDetailOut,
+    summary="审核心愿（该社区工作人员）：通过即公开，不通过须说明原因",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def review_wish(wish_id: WishId, body: ReviewIn, user: CurrentUser) -> WishDetailOut:
+    return await service.review_wish(
+        actor=user, wish_id=wish_id, approve=body.approve, reason=body.reason
+    )
+
+
+@router.post(
+    "/wishes/{wish_id}/claim",
+    response_model=WishDetailOut,
+    summary="认领心愿（先到先得；可代表所在单位认领）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def claim_wish(
+    wish_id: WishId,
+    user: CurrentUser,
+    body: ClaimIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    unit_id = body.unit_id if body else None
+
+    async def claim() -> WishDetailOut:
+        return await service.claim_wish(user=user, wish_id=wish_id, unit_id=unit_id)
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=user.id,
+        endpoint=f"POST /api/v1/wishes/{wish_id}/claim",
+        payload={"unit_id": unit_id},
+        status_code=200,
+        action=claim,
+    )
+
+
+@router.post(
+    "/wishes/{wish_id}/release",
+    response_model=WishDetailOut,
+    summary="放弃认领（认领人）：心愿重新开放",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def release_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
+    return await service.release_wish(user=user, wish_id=wish_id)
+
+
+@router.post(
+    "/wishes/{wish_id}/fulfil",
+    response_model=WishDetailOut,
+    summary="完成心愿（认领人）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def fulfil_wish(wish_id: WishId, body: FulfilIn, user: CurrentUser) -> WishDetailOut:
+    return await service.fulfil_wish(user=user, wish_id=wish_id, note=body.note)
+
+
+@router.post(
+    "/wishes/{wish_id}/fulfil-with-photo",
+    response_model=WishDetailOut,
+    summary="完成心愿并上传照片（认领人；multipart，供小程序 wx.uploadFile 使用）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def fulfil_wish_with_photo(
+    wish_id: WishId,
+    user: CurrentUser,
+    note: Annotated[str, Form(max_length=500, description="完成情况说明")],
+    photo: Annotated[UploadFile, File(description="JPG、PNG 或 WebP，不超过 2 MB")],
+) -> WishDetailOut:
+    content = await photo.read(service.MAX_PHOTO_BYTES + 1)
+    return await service.fulfil_wish(
+        user=user, wish_id=wish_id, note=note, photo=(photo.content_type or "", content)
+    )
+
+
+@router.post(
+    "/wishes/{wish_id}/confirm",
+    response_model=WishDetailOut,
+    summary="确认并评价（心愿人）：认领人获得积分",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def confirm_wish(wish_id: WishId, body: ConfirmIn, user: CurrentUser) -> WishDetailOut:
+    return await service.confirm_wish(
+        user=user, wish_id=wish_id, rating=body.rating, thanks=body.thanks
+    )
+
+
+@router.post(
+    "/wishes/{wish_id}/withdraw",
+    response_model=WishDetailOut,
+    summary="撤回心愿（心愿人，未被认领时）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def withdraw_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
+    return await service.withdraw_wish(user=user, wish_id=wish_id)
+
+
+@router.post(
+    "/wishes/{wish_id}/remove",
+    response_model=WishDetailOut,
+    summary="关闭不当心愿（该社区工作人员）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def remove_wish(wish_id: WishId, body: RemoveIn, user: CurrentUser) -> WishDetailOut:
+    return await service.remove_wish(actor=user, wish_id=wish_id, reason=body.reason)
+
+
+@router.get(
+    "/me/wishes",
+    response_model=PageOut[WishOut],
+    summary="我发布的心愿",
+    responses=responses(401, 422, 429),
+)
+async def list_my_wishes(user: CurrentUser, page: PageParams) -> PageOut[WishOut]:
+    return await service.list_my_wishes(user=user, page=page)
+
+
+@router.get(
+    "/me/wish-claims",
+    response_model=PageOut[WishOut],
+    summary="我认领的心愿",
+    responses=responses(401, 422, 429),
+)
+async def list_my_claims(user: CurrentUser, page: PageParams) -> PageOut[WishOut]:
+    return await service.list_my_claims(user=user, page=page)
+
+
+@router.get(
+    "/staff/wishes",
+    response_model=PageOut[WishDetailOut],
+    summary="工作人员：本社区的心愿（含待审核，标出疑似个人信息）",
+    responses=responses(401, 403, 422, 429),
+)
+async def list_staff_wishes(
+    user: StaffUser,
+    page: PageParams,
+    community_id: CommunityFilter = None,
+    status: Annotated[StaffStatusFilter | None, Query()] = None,
+) -> PageOut[WishDetailOut]:
+    return await service.list_staff_wishes(
+        actor=user, page=page, community_id=community_id, status=status
+    )
+
+
+@router.get(
+    "/staff/wishes/unit-credits",
+    response_model=list[UnitCreditOut],
+    summary="工作人员：驻区单位认领统计",
+    responses=responses(401, 403, 422, 429),
+)
+async def unit_credits(
+    user: StaffUser, community_id: CommunityFilter = None
+) -> list[UnitCreditOut]:
+    return await service.unit_credits(actor=user, community_id=community_id)
+
+
+@router.get(
+    "/staff/wishes/export.xlsx",
+    summary="工作人员：导出心愿与双向认领（Excel）",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}, **responses(401, 403, 422, 429)},
+)
+async def export_wishes(user: StaffUser, community_id: CommunityFilter = None) -> Response:
+    content = await export.export_wishes_xlsx(actor=user, community_id=community_id)
+    return Response(
+        content,
+        media_type=XLSX,
+        headers={
+            "Content-Disposition": 'attachment; filename="wishes.xlsx"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+# --- the two-way board ---
+
+
+@router.post(
+    "/board/items",
+    status_code=201,
+    response_model=BoardItemDetailOut,
+    tags=["board"],
+    summary="发布需求（社区工作人员）或资源（驻区单位成员）",
+    responses=responses(401, 403, 422, 429),
+)
+async def publish_board_item(
+    body: BoardItemIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def publish() -> BoardItemDetailOut:
+        return await board.publish_item(actor=user, **body.model_dump())
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=user.id,
+        endpoint="POST /api/v1/board/items",
+        payload=body.model_dump(),
+        status_code=201,
+        action=publish,
+    )
+
+
+@router.get(
+    "/board/items",
+    response_model=PageOut[BoardItemOut],
+    tags=["board"],
+    summary="双向认领清单：社区需求与单位资源",
+    responses=responses(422, 429),
+)
+async def list_board_items(
+    page: PageParams,
+    kind: Annotated[BoardKind | None, Query(description="need 需求 / resource 资源")] = None,
+    community_id: CommunityFilter = None,
+    category: Annotated[BoardCategory | None, Query()] = None,
+    open_only: Annotated[bool, Query(description="只看仍可认领的")] = False,
+) -> PageOut[BoardItemOut]:
+    return await board.list_items(
+        page=page, kind=kind, community_id=community_id, category=category, open_only=open_only
+    )
+
+
+@router.get(
+    "/board/items/{item_id}",
+    response_model=BoardItemDetailOut,
+    tags=["board"],
+    summary="清单项目详情与对接情况",
+    responses=responses(404, 422, 429),
+)
+async def get_board_item(item_id: ItemId, user: OptionalUser) -> BoardItemDetailOut:
+    return await board.get_item(viewer=user, item_id=item_id)
+
+
+@router.post(
+    "/board/items/{item_id}/claims",
+    status_code=201,
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="认领：单位认领社区需求，社区认领单位资源（名额有限）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def claim_board_item(
+    item_id: ItemId, body: BoardClaimIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    async def claim() -> BoardClaimOut:
+        return await board.claim_item(actor=user, item_id=item_id, **body.model_dump())
+
+    return await idempotent(
+        key=idempotency_key,
+        user_id=user.id,
+        endpoint=f"POST /api/v1/board/items/{item_id}/claims",
+        payload=body.model_dump(),
+        status_code=201,
+        action=claim,
+    )
+
+
+@router.post(
+    "/board/items/{item_id}/close",
+    response_model=BoardItemDetailOut,
+    tags=["board"],
+    summary="停止认领（发布方）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def close_board_item(item_id: ItemId, user: CurrentUser) -> BoardItemDetailOut:
+    return await board.close_item(actor=user, item_id=item_id)
+
+
+@router.get(
+    "/me/board-claims",
+    response_model=PageOut[BoardClaimOut],
+    tags=["board"],
+    summary="与我方有关的对接（我方发布或我方认领）",
+    responses=responses(401, 422, 429),
+)
+async def list_my_board_claims(user: CurrentUser, page: PageParams) -> PageOut[BoardClaimOut]:
+    return await board.list_claims_for(actor=user, page=page)
+
+
+@router.post(
+    "/board/claims/{claim_id}/confirm",
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="确认对接（发布方）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def confirm_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
+    return await board.confirm_claim(actor=user, claim_id=claim_id)
+
+
+@router.post(
+    "/board/claims/{claim_id}/decline",
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="婉拒对接（发布方），名额释放",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def decline_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
+    return await board.decline_claim(actor=user, claim_id=claim_id)
+
+
+@router.post(
+    "/board/claims/{claim_id}/cancel",
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="取消认领（认领方），名额释放",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def cancel_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
+    return await board.cancel_claim(actor=user, claim_id=claim_id)
+
+
+@router.post(
+    "/board/claims/{claim_id}/progress",
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="记录进展（对接双方）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def record_board_progress(
+    claim_id: ClaimId, body: ProgressIn, user: CurrentUser
+) -> BoardClaimOut:
+    return await board.record_progress(actor=user, claim_id=claim_id, note=body.note)
+
+
+@router.post(
+    "/board/claims/{claim_id}/done",
+    response_model=BoardClaimOut,
+    tags=["board"],
+    summary="确认完成（双方都确认后对接完成）",
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def mark_board_claim_done(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
+    return await board.mark_done(actor=user, claim_id=claim_id)
+
+
+@router.get(
+    "/board/matching",
+    response_model=MatchingOut,
+    tags=["board"],
+    summary="街道管理员：各社区需求与资源的对接情况和匹配建议",
+    responses=responses(401, 403, 429),
+)
+async def board_matching(user: StreetAdmin) -> MatchingOut:
+    return await board.matching(actor=user)

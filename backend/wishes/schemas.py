@@ -1,0 +1,233 @@
+"""Request and response bodies of the micro-wish and two-way board API (shapes from API.md)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from backend.accounts.schemas import OrgId
+from backend.wishes.models import BOARD_CATEGORIES, WISH_CATEGORIES
+
+WishCategory = Literal[WISH_CATEGORIES]  # type: ignore[valid-type]
+BoardCategory = Literal[BOARD_CATEGORIES]  # type: ignore[valid-type]
+BoardKind = Literal["need", "resource"]
+WishStatusFilter = Literal["open", "claimed", "fulfilled", "closed"]
+StaffStatusFilter = Literal[
+    "pending_review", "open", "rejected", "claimed", "fulfilled", "closed", "withdrawn", "removed"
+]
+Viewer = Literal["public", "poster", "claimer", "staff"]
+
+
+def _text(min_length: int, max_length: int):
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+    ]
+
+
+Title = _text(2, 40)
+Description = _text(5, 500)
+Note = _text(2, 500)
+Reason = _text(2, 200)
+ShortText = _text(0, 200)
+Address = _text(0, 100)
+
+
+class WishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    community_id: OrgId = Field(description="发布心愿的社区（须是自己居住的社区）")
+    title: Title
+    description: Description = Field(description="心愿内容：请勿填写手机号、身份证号等个人信息")
+    category: WishCategory
+    needed_by: date | None = Field(None, description="希望在这一天之前实现（本地日期）")
+    address: Address = Field("", description="服务地点，只有认领人和工作人员能看到")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: StrictBool
+    reason: ShortText | None = Field(None, description="不通过时必填，会告知居民")
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: OrgId | None = Field(None, description="代表所在的驻区单位认领（单位获得认领记录）")
+
+
+class FulfilIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note = Field(description="完成情况说明")
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int = Field(ge=1, le=5, strict=True, description="满意度 1–5")
+    thanks: ShortText | None = Field(None, description="给认领人的感谢话语")
+
+
+class RemoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = Field(description="关闭原因，会告知居民")
+
+
+class Flag(BaseModel):
+    """A stretch of text that looks like personal data (for staff review)."""
+
+    kind: Literal["phone", "landline", "id_number"]
+    field: Literal["title", "description", "address"]
+    text: str
+    start: int
+    end: int
+
+
+class Contact(BaseModel):
+    name: str
+    phone: str | None = Field(description="心愿人的手机号（仅认领人与工作人员可见）")
+    address: str
+
+
+class WishEventOut(BaseModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str = Field(description="操作人身份：心愿人、认领人、社区工作人员或系统")
+    note: str
+    created_at: datetime
+
+
+class WishOut(BaseModel):
+    """What anyone may see of a reviewed wish: the poster masked, no phone, no address."""
+
+    id: int
+    community_id: int
+    community_name: str
+    title: str
+    description: str
+    category: str
+    needed_by: date | None
+    status: str
+    poster_name: str = Field(description="心愿人（姓名脱敏，如 张**）")
+    claimed_by: str | None = Field(description="认领方：单位名称，或脱敏的认领人姓名")
+    claimer_unit_id: int | None
+    rating: int | None
+    created_at: datetime
+    claimed_at: datetime | None
+    fulfilled_at: datetime | None
+    closed_at: datetime | None
+
+
+class WishDetailOut(WishOut):
+    """A wish as the viewer may see it: the poster, the claimer and staff see more."""
+
+    viewer: Viewer
+    actions: list[str] = Field(description="当前用户可进行的操作")
+    contact: Contact | None = Field(description="认领人与工作人员可见的联系方式")
+    claim_due_at: datetime | None
+    review_reason: str | None
+    fulfil_note: str | None
+    thanks: str | None
+    has_photo: bool
+    history: list[WishEventOut] | None = Field(description="状态记录（心愿人与工作人员可见）")
+    flags: list[Flag] | None = Field(description="疑似个人信息（仅工作人员可见）")
+
+
+class UnitCreditOut(BaseModel):
+    unit_id: int
+    unit_name: str
+    claimed: int = Field(description="认领中")
+    fulfilled: int = Field(description="已完成（含待确认）")
+    closed: int = Field(description="心愿人已确认")
+
+
+# --- the two-way board ---
+
+
+class BoardItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: BoardKind = Field(description="need 社区需求 / resource 单位资源")
+    community_id: OrgId | None = Field(None, description="需求：发布的社区")
+    unit_id: OrgId | None = Field(None, description="资源：提供的单位")
+    title: Title
+    description: Description
+    category: BoardCategory
+    quantity: int = Field(ge=1, le=100, strict=True, description="可被认领的份数")
+
+
+class BoardClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: OrgId | None = Field(None, description="认领需求的单位")
+    community_id: OrgId | None = Field(None, description="认领资源的社区")
+
+
+class ProgressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note
+
+
+class BoardClaimOut(BaseModel):
+    id: int
+    item_id: int
+    item_title: str
+    item_kind: str
+    claimant_name: str
+    unit_id: int | None
+    community_id: int | None
+    status: str
+    progress_note: str | None = Field(description="进展（对接双方可见）")
+    confirmed_at: datetime | None
+    publisher_done: bool
+    claimant_done: bool
+    done_at: datetime | None
+    created_at: datetime
+    actions: list[str]
+
+
+class BoardItemOut(BaseModel):
+    id: int
+    kind: str
+    community_id: int | None
+    unit_id: int | None
+    publisher_name: str = Field(description="发布方：社区或单位名称")
+    title: str
+    description: str
+    category: str
+    quantity: int
+    claimed: int
+    remaining: int
+    status: str
+    created_at: datetime
+
+
+class BoardItemDetailOut(BoardItemOut):
+    claims: list[BoardClaimOut]
+    actions: list[str]
+
+
+class CommunityMatchOut(BaseModel):
+    community_id: int
+    community_name: str
+    needs: int = Field(description="发布的需求数")
+    needs_quantity: int
+    needs_claimed: int
+    resources_claimed: int = Field(description="认领的单位资源数")
+    claims_done: int = Field(description="已完成的对接")
+
+
+class SuggestionOut(BaseModel):
+    need: BoardItemOut
+    resources: list[BoardItemOut] = Field(description="同类别、仍有名额的单位资源")
+
+
+class MatchingOut(BaseModel):
+    communities: list[CommunityMatchOut]
+    suggestions: list[SuggestionOut]

@@ -1,0 +1,167 @@
+"""A fake WeChat (and WeCom robot) API server: real HTTP on 127.0.0.1, in a thread.
+
+Tests point LINLI_WECHAT_API_BASE and LINLI_WECOM_WEBHOOK_BASE at it. It issues access
+tokens, answers code2session and OAuth, accepts template / subscribe / robot messages and
+records every call, and can be told to answer the next calls with a WeChat errcode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeWechatState:
+    calls: list[Call] = field(default_factory=list)
+    # js_code / oauth code -> (openid, unionid)
+    codes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    valid_tokens: dict[str, str] = field(default_factory=dict)  # token -> appid
+    forced: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    token_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeWechat:
+    """Handle on the running fake: register codes, force errors, inspect calls."""
+
+    def __init__(self) -> None:
+        self.state = FakeWechatState()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self.state))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeWechat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def register_code(self, code: str, openid: str, unionid: str | None = None) -> None:
+        with self.state.lock:
+            self.state.codes[code] = (openid, unionid)
+
+    def fail_next(self, path: str, errcode: int, *, times: int = 1, errmsg: str = "") -> None:
+        """Answer the next `times` calls to `path` with `errcode` (HTTP 200, as WeChat does)."""
+        with self.state.lock:
+            for _ in range(times):
+                self.state.forced[path].append({"errcode": errcode, "errmsg": errmsg or "forced"})
+
+    def invalidate_tokens(self) -> None:
+        with self.state.lock:
+            self.state.valid_tokens.clear()
+
+    def calls_to(self, path: str) -> list[Call]:
+        with self.state.lock:
+            return [c for c in self.state.calls if c.path == path]
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.state.calls.clear()
+            self.state.forced.clear()
+
+
+TOKEN_PATHS = ("/cgi-bin/token", "/cgi-bin/stable_token")
+MESSAGE_PATHS = (
+    "/cgi-bin/message/template/send",
+    "/cgi-bin/message/subscribe/send",
+    "/cgi-bin/message/custom/send",
+    "/cgi-bin/menu/create",
+)
+
+
+def _make_handler(state: FakeWechatState):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (40 ms) on every reused keep-alive connection.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def _handle(self, method: str) -> None:
+            parsed = urlparse(self.path)
+            query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            path = parsed.path
+            with state.lock:
+                state.calls.append(Call(method, path, query, body))
+                forced = state.forced[path].pop(0) if state.forced.get(path) else None
+            answer = forced or self._answer(path, query, body)
+            payload = json.dumps(answer, ensure_ascii=False).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _answer(self, path: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+            if path in TOKEN_PATHS:
+                appid = query.get("appid") or (body or {}).get("appid", "")
+                with state.lock:
+                    token = f"token-{appid}-{next(state.token_counter)}"
+                    state.valid_tokens[token] = appid
+                return {"access_token": token, "expires_in": 7200}
+            if path in ("/sns/jscode2session", "/sns/oauth2/access_token"):
+                code = query.get("js_code") or query.get("code") or ""
+                with state.lock:
+                    known = state.codes.get(code)
+                if known is None:
+                    return {"errcode": 40029, "errmsg": "invalid code"}
+                openid, unionid = known
+                answer: dict[str, Any] = {"openid": openid, "session_key": "c2Vzc2lvbg=="}
+                if path == "/sns/oauth2/access_token":
+                    answer = {
+                        "openid": openid,
+                        "access_token": "oauth-token",
+                        "expires_in": 7200,
+                        "refresh_token": "oauth-refresh",
+                        "scope": "snsapi_base",
+                    }
+                if unionid:
+                    answer["unionid"] = unionid
+                return answer
+            if path in MESSAGE_PATHS:
+                with state.lock:
+                    valid = query.get("access_token") in state.valid_tokens
+                if not valid:
+                    return {"errcode": 40001, "errmsg": "invalid credential"}
+                return {"errcode": 0, "errmsg": "ok", "msgid": len(state.calls)}
+            if path == "/cgi-bin/webhook/send":
+                return {"errcode": 0, "errmsg": "ok"}
+            return {"errcode": 404, "errmsg": f"fake has no {path}"}
+
+    return Handler

@@ -1,0 +1,300 @@
+"""微心愿 pages: post → review (with highlighting) → claim → fulfil → confirm, the board,
+the Excel export, and no phone number on any page the public can reach."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from backend.accounts.models import User
+from backend.wishes.models import BoardClaim, Wish, WishPhoto
+from tests.factories import session_cookies
+from tests.h5.conftest import csrf_token
+from tests.wishes.conftest import POSTER_PHONE, World, make_world, open_wish
+
+PHONE = re.compile(r"1[3-9]\d{9}")
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+async def world(db: None) -> World:
+    return await make_world()
+
+
+def login(client: httpx.AsyncClient, user: User, cookies: dict[str, str] | None = None) -> None:
+    client.cookies.clear()
+    for name, value in (cookies or session_cookies(user)).items():
+        client.cookies.set(name, value)
+
+
+async def submit(
+    client: httpx.AsyncClient, page: str, action: str, data: dict, files=None
+) -> httpx.Response:
+    """Open `page`, take its form token, post `data` to `action` as the browser would."""
+    token = csrf_token((await client.get(page)).text)
+    return await client.post(action, data={**data, "csrf_token": token}, files=files)
+
+
+async def test_a_wish_from_posting_to_thanks(client: httpx.AsyncClient, world: World) -> None:
+    login(client, world.poster)
+    form = await client.get("/h5/wishes/new")
+    assert form.status_code == 200 and "发布到 大田社区" in form.text
+    posted = await submit(
+        client,
+        "/h5/wishes/new",
+        "/h5/wishes",
+        {
+            "title": "想请人陪我去医院",
+            "description": "周五去复诊，电话 13812345678，身份证 31010119800101123X",
+            "category": "助老助残",
+            "needed_by": "",
+            "address": "5 号楼 302",
+        },
+    )
+    assert posted.status_code == 303
+    wish_id = int(re.search(r"/h5/wishes/(\d+)\?done=submitted", posted.headers["location"])[1])
+    mine = await client.get("/h5/wishes/mine")
+    assert "想请人陪我去医院" in mine.text and "待审核" in mine.text
+
+    # Staff see the personal data marked in the review queue, and approve from there.
+    login(client, world.staff)
+    queue = await client.get("/h5/wishes/review")
+    assert queue.status_code == 200
+    assert '<mark title="疑似手机号">13812345678</mark>' in queue.text
+    assert '<mark title="疑似身份证号">31010119800101123X</mark>' in queue.text
+    approved = await submit(
+        client,
+        "/h5/wishes/review",
+        f"/h5/wishes/{wish_id}/review",
+        {"decision": "approve", "reason": "", "back": "/h5/wishes/review"},
+    )
+    assert approved.headers["location"] == "/h5/wishes/review?done=approved"
+
+    # On the wall the number is masked and the poster is 张**.
+    login(client, world.neighbour)
+    wall = await client.get("/h5/wishes")
+    assert "想请人陪我去医院" in wall.text and "张**" in wall.text
+    assert not PHONE.search(wall.text)
+    detail = await client.get(f"/h5/wishes/{wish_id}")
+    assert "我来认领" in detail.text and not PHONE.search(detail.text)
+    claimed = await submit(client, f"/h5/wishes/{wish_id}", f"/h5/wishes/{wish_id}/claim", {})
+    assert claimed.headers["location"] == f"/h5/wishes/{wish_id}?done=claimed"
+    detail = await client.get(claimed.headers["location"])
+    assert "认领成功" in detail.text
+    assert f'href="tel:{POSTER_PHONE}"' in detail.text and "5 号楼 302" in detail.text
+
+    fulfilled = await submit(
+        client,
+        f"/h5/wishes/{wish_id}",
+        f"/h5/wishes/{wish_id}/fulfil",
+        {"note": "已陪同复诊，一切顺利"},
+        files={"photo": ("photo.png", PNG, "image/png")},
+    )
+    assert fulfilled.status_code == 303
+    assert await WishPhoto.filter(wish_id=wish_id).count() == 1
+
+    login(client, world.poster)
+    detail = await client.get(f"/h5/wishes/{wish_id}")
+    assert "确认并感谢" in detail.text and "已陪同复诊" in detail.text
+    photo = await client.get(f"/h5/wishes/{wish_id}/photo")
+    assert photo.status_code == 200 and photo.content == PNG
+    confirmed = await submit(
+        client,
+        f"/h5/wishes/{wish_id}",
+        f"/h5/wishes/{wish_id}/confirm",
+        {"rating": "5", "thanks": "谢谢李师傅"},
+    )
+    assert confirmed.status_code == 303
+    detail = await client.get(confirmed.headers["location"])
+    assert "已圆梦" in detail.text and "★★★★★" in detail.text
+    for step in ("提交心愿", "审核通过", "认领心愿", "完成心愿", "确认并评价"):
+        assert step in detail.text
+    assert (await User.get(id=world.neighbour.id)).points_balance == 10
+
+    # Someone else may not see the photo.
+    login(client, world.party_member)
+    assert (await client.get(f"/h5/wishes/{wish_id}/photo")).status_code == 404
+
+
+async def test_a_lost_race_shows_the_wish_with_the_reason(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    wish = await open_wish(world)
+    # The same session both times: the form token is bound to it.
+    neighbour = session_cookies(world.neighbour)
+    login(client, world.neighbour, neighbour)
+    page = f"/h5/wishes/{wish.id}"
+    token = csrf_token((await client.get(page)).text)
+    login(client, world.party_member)
+    await submit(client, page, f"/h5/wishes/{wish.id}/claim", {})
+    login(client, world.neighbour, neighbour)
+    late = await client.post(f"/h5/wishes/{wish.id}/claim", data={"csrf_token": token})
+    assert late.status_code == 409
+    assert "手慢了，这个心愿已被其他人认领" in late.text
+    assert "王**" in late.text and not PHONE.search(late.text)
+
+
+async def test_a_unit_member_claims_for_the_unit(client: httpx.AsyncClient, world: World) -> None:
+    wish = await open_wish(world)
+    login(client, world.unit_member)
+    page = await client.get(f"/h5/wishes/{wish.id}")
+    assert "以「育才学校」的名义认领" in page.text
+    await submit(client, f"/h5/wishes/{wish.id}", f"/h5/wishes/{wish.id}/claim", {"for_unit": "1"})
+    assert (await Wish.get(id=wish.id)).claimer_unit_id == world.unit.id
+    wall = await client.get("/h5/wishes")
+    assert "育才学校 认领" in wall.text
+
+
+async def test_bad_input_comes_back_on_the_form(client: httpx.AsyncClient, world: World) -> None:
+    login(client, world.poster)
+    response = await submit(
+        client,
+        "/h5/wishes/new",
+        "/h5/wishes",
+        {"title": "x", "description": "太短", "category": "其他", "needed_by": "明天"},
+    )
+    assert response.status_code == 422
+    assert "提交的内容有误" in response.text and 'value="x"' in response.text
+    login(client, world.newcomer)
+    assert "请先选择居住社区" in (await client.get("/h5/wishes/new")).text
+    assert (await client.get("/h5/wishes?status=nope")).status_code == 422
+    assert (await client.get("/h5/wishes/999999")).status_code == 404
+    assert (await client.get(f"/h5/wishes/{2**70}")).status_code in (404, 422)
+
+
+async def test_staff_pages_are_for_staff(client: httpx.AsyncClient, world: World) -> None:
+    login(client, world.neighbour)
+    assert (await client.get("/h5/wishes/review")).status_code == 403
+    assert (await client.get("/h5/wishes/export.xlsx")).status_code == 403
+    assert (await client.get("/h5/wishes/board/matching")).status_code == 403
+    nav = await client.get("/h5/wishes")
+    assert 'href="/h5/wishes/review"' not in nav.text
+    login(client, world.staff)
+    assert 'href="/h5/wishes/review"' in (await client.get("/h5/wishes")).text
+
+
+async def test_the_excel_export(client: httpx.AsyncClient, world: World) -> None:
+    wish = await open_wish(world, title='=HYPERLINK("http://evil")心愿')
+    await open_wish(world, title="第二个心愿")
+    from backend.wishes import service
+
+    await service.claim_wish(user=world.unit_member, wish_id=wish.id, unit_id=world.unit.id)
+    login(client, world.staff)
+    response = await client.get("/h5/wishes/export.xlsx")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
+    book = load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames == ["微心愿", "单位认领统计", "双向认领"]
+    rows = list(book["微心愿"].iter_rows(values_only=True))
+    assert rows[0][:4] == ("编号", "社区", "类别", "标题")
+    titles = [r[3] for r in rows[1:]]
+    assert titles == ['\'=HYPERLINK("http://evil")心愿', "第二个心愿"]
+    assert all(cell.data_type != "f" for row in book["微心愿"].iter_rows() for cell in row)
+    assert [r[5] for r in rows[1:]] == ["张**", "张**"]
+    assert not PHONE.search(str(rows))
+    credits = list(book["单位认领统计"].iter_rows(values_only=True))
+    assert credits[1] == ("育才学校", 1, 0, 0)
+    # Another community's staff export nothing of this one.
+    login(client, world.other_staff)
+    other = load_workbook(io.BytesIO((await client.get("/h5/wishes/export.xlsx")).content))
+    assert other["微心愿"].max_row == 1
+
+
+async def test_the_two_way_board_pages(client: httpx.AsyncClient, world: World) -> None:
+    login(client, world.staff)
+    form = await client.get("/h5/wishes/board/new?kind=need")
+    assert (
+        "发布社区需求" in form.text or "发布社区需求" in (await client.get("/h5/wishes/board")).text
+    )
+    published = await submit(
+        client,
+        "/h5/wishes/board/new?kind=need",
+        "/h5/wishes/board",
+        {
+            "kind": "need",
+            "community_id": str(world.community.id),
+            "title": "助老陪护",
+            "description": "每周二陪伴独居老人",
+            "category": "助老服务",
+            "quantity": "2",
+        },
+    )
+    assert published.status_code == 303, published.text
+    item_path = published.headers["location"].split("?")[0]
+    item_id = int(item_path.rsplit("/", 1)[1])
+
+    login(client, world.unit_member)
+    board_page = await client.get("/h5/wishes/board")
+    assert "助老陪护" in board_page.text and "余 2/2" in board_page.text
+    claimed = await submit(client, item_path, f"{item_path}/claim", {})
+    assert claimed.headers["location"] == f"{item_path}?done=board_claimed"
+    claim = await BoardClaim.get(item_id=item_id)
+
+    login(client, world.staff)
+    page = await client.get(item_path)
+    assert "育才学校" in page.text and "确认对接" in page.text
+    for user, action in ((world.staff, "confirm"), (world.staff, "done")):
+        login(client, user)
+        done = await submit(
+            client,
+            item_path,
+            f"/h5/wishes/board/claims/{claim.id}/{action}",
+            {"item_id": str(item_id)},
+        )
+        assert done.status_code == 303, done.text
+    login(client, world.unit_member)
+    noted = await submit(
+        client,
+        item_path,
+        f"/h5/wishes/board/claims/{claim.id}/progress",
+        {"item_id": str(item_id), "note": "已安排 2 名志愿者"},
+    )
+    assert noted.status_code == 303
+    token = csrf_token((await client.get(item_path)).text)
+    finished = await client.post(
+        f"/h5/wishes/board/claims/{claim.id}/done",
+        data={"item_id": str(item_id), "csrf_token": token},
+    )
+    assert finished.status_code == 303
+    assert (await BoardClaim.get(id=claim.id)).status == "done"
+    wrong = await client.post(
+        f"/h5/wishes/board/claims/{claim.id}/explode",
+        data={"item_id": str(item_id), "csrf_token": token},
+    )
+    assert wrong.status_code == 422
+
+    login(client, world.street_admin)
+    matching = await client.get("/h5/wishes/board/matching")
+    assert matching.status_code == 200 and "大田社区" in matching.text
+
+
+@pytest.mark.parametrize("who", ["newcomer", "party_member", "other_staff"])
+async def test_no_page_a_stranger_can_reach_shows_a_phone_number(
+    client: httpx.AsyncClient, world: World, who: str
+) -> None:
+    public = await open_wish(world, description="有事请打 13812345678 或 021-62171234")
+    claimed = await open_wish(world, title="已被认领的心愿")
+    from backend.wishes import service
+
+    await service.claim_wish(user=world.neighbour, wish_id=claimed.id)
+    login(client, getattr(world, who))
+    paths = [
+        "/h5/wishes",
+        "/h5/wishes?status=claimed",
+        f"/h5/wishes/{public.id}",
+        f"/h5/wishes/{claimed.id}",
+        "/h5/wishes/mine",
+        "/h5/wishes/board",
+        "/h5/wishes/board?kind=resource",
+    ]
+    for path in paths:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert not PHONE.search(response.text), path
+    # 「我的」always carries a form token, whatever the wish page offers this visitor.
+    refused = await submit(client, "/h5/me", f"/h5/wishes/{claimed.id}/claim", {})
+    assert refused.status_code in (403, 409) and not PHONE.search(refused.text)

@@ -1,0 +1,303 @@
+"""The two-way board: needs and resources, claims held like seats, both sides confirm."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from backend.core.errors import Forbidden, Invalid, NotFound
+from backend.core.pagination import PageRequest
+from backend.wishes import board
+from backend.wishes import exceptions as exc
+from backend.wishes.models import BoardClaim, BoardItem
+from tests.factories import auth_headers, make_unit, make_user
+from tests.wishes.conftest import World
+
+
+async def publish_need(world: World, *, quantity: int = 2, category: str = "助老服务"):
+    return await board.publish_item(
+        actor=world.staff,
+        kind="need",
+        community_id=world.community.id,
+        title="助老陪护志愿者",
+        description="每周二上午陪伴独居老人聊天、读报。",
+        category=category,
+        quantity=quantity,
+    )
+
+
+async def publish_resource(world: World, *, quantity: int = 3, category: str = "健康医疗"):
+    return await board.publish_item(
+        actor=world.unit_member,
+        kind="resource",
+        unit_id=world.unit.id,
+        title="社区义诊",
+        description="每月一次，测血压、血糖，健康咨询。",
+        category=category,
+        quantity=quantity,
+    )
+
+
+async def test_who_publishes_what(world: World) -> None:
+    need = await publish_need(world)
+    assert need.kind == "need" and need.publisher_name == "大田社区"
+    assert need.remaining == 2 and need.actions == ["close"]
+    resource = await publish_resource(world)
+    assert resource.publisher_name == "育才学校" and resource.community_id == world.community.id
+
+    with pytest.raises(Forbidden):
+        await board.publish_item(
+            actor=world.other_staff,
+            kind="need",
+            community_id=world.community.id,
+            title="楼道清洁",
+            description="清理楼道堆物",
+            category="环境整治",
+            quantity=1,
+        )
+    with pytest.raises(exc.NotUnitMember):
+        await board.publish_item(
+            actor=world.staff,
+            kind="resource",
+            unit_id=world.unit.id,
+            title="法律咨询",
+            description="律师坐堂咨询",
+            category="法律咨询",
+            quantity=1,
+        )
+    with pytest.raises(Invalid):
+        await board.publish_item(
+            actor=world.staff,
+            kind="need",
+            community_id=world.community.id,
+            title="讲座",
+            description="健康讲座一场",
+            category="健康医疗",
+            quantity=0,
+        )
+
+
+async def test_a_unit_claims_a_need_and_both_sides_see_it_through(world: World) -> None:
+    need = await publish_need(world)
+    with pytest.raises(exc.NotUnitMember):
+        await board.claim_item(actor=world.neighbour, item_id=need.id, unit_id=world.unit.id)
+    with pytest.raises(Invalid):
+        await board.claim_item(
+            actor=world.unit_member, item_id=need.id, community_id=world.community.id
+        )
+    claim = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    assert claim.status == "pending" and claim.claimant_name == "育才学校"
+    assert claim.actions == ["cancel"]
+    with pytest.raises(exc.BoardAlreadyClaimed):
+        await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+
+    # Only the publisher confirms.
+    with pytest.raises(exc.NotBoardSide):
+        await board.confirm_claim(actor=world.unit_member, claim_id=claim.id)
+    with pytest.raises(exc.NotBoardSide):
+        await board.confirm_claim(actor=world.other_staff, claim_id=claim.id)
+    confirmed = await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+    assert confirmed.status == "confirmed"
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+
+    noted = await board.record_progress(
+        actor=world.unit_member, claim_id=claim.id, note="已安排 3 名老师，本周二开始"
+    )
+    assert noted.progress_note == "已安排 3 名老师，本周二开始"
+    with pytest.raises(exc.NotBoardSide):
+        await board.record_progress(actor=world.neighbour, claim_id=claim.id, note="路过看看")
+
+    half = await board.mark_done(actor=world.staff, claim_id=claim.id)
+    assert half.status == "confirmed" and half.publisher_done and not half.claimant_done
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.mark_done(actor=world.staff, claim_id=claim.id)
+    done = await board.mark_done(actor=world.unit_member, claim_id=claim.id)
+    assert done.status == "done" and done.done_at is not None
+
+    item = await board.get_item(viewer=None, item_id=need.id)
+    assert item.claimed == 1 and item.remaining == 1
+    assert [c.status for c in item.claims] == ["done"]
+    assert item.claims[0].progress_note is None  # progress is for the two sides
+
+
+async def test_a_community_claims_a_resource(world: World) -> None:
+    resource = await publish_resource(world)
+    with pytest.raises(Forbidden):
+        await board.claim_item(
+            actor=world.neighbour, item_id=resource.id, community_id=world.community.id
+        )
+    claim = await board.claim_item(
+        actor=world.other_staff, item_id=resource.id, community_id=world.other_community.id
+    )
+    assert claim.claimant_name == "新闸社区"
+    # The unit that offers the resource is its publisher.
+    with pytest.raises(exc.NotBoardSide):
+        await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+    assert (await board.confirm_claim(actor=world.unit_member, claim_id=claim.id)).status == (
+        "confirmed"
+    )
+    mine = await board.list_claims_for(actor=world.unit_member, page=PageRequest())
+    assert [c.id for c in mine.items] == [claim.id]
+    theirs = await board.list_claims_for(actor=world.other_staff, page=PageRequest())
+    assert [c.actions for c in theirs.items] == [["cancel", "progress", "done"]]
+    assert (await board.list_claims_for(actor=world.neighbour, page=PageRequest())).items == []
+
+
+async def test_decline_and_cancel_free_the_place(world: World) -> None:
+    need = await publish_need(world, quantity=1)
+    other_unit = await make_unit(name="数智科技", community=world.other_community)
+    other_member = await make_user(unit=other_unit)
+    first = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    with pytest.raises(exc.BoardItemFull):
+        await board.claim_item(actor=other_member, item_id=need.id, unit_id=other_unit.id)
+
+    with pytest.raises(exc.NotBoardSide):
+        await board.decline_claim(actor=world.unit_member, claim_id=first.id)
+    declined = await board.decline_claim(actor=world.staff, claim_id=first.id)
+    assert declined.status == "declined"
+    second = await board.claim_item(actor=other_member, item_id=need.id, unit_id=other_unit.id)
+    with pytest.raises(exc.NotBoardSide):
+        await board.cancel_claim(actor=world.staff, claim_id=second.id)
+    assert (await board.cancel_claim(actor=other_member, claim_id=second.id)).status == "cancelled"
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.cancel_claim(actor=other_member, claim_id=second.id)
+    # The first unit may claim again once its claim is no longer live.
+    again = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    assert again.status == "pending"
+    assert (await BoardItem.get(id=need.id)).claimed == 1
+
+
+async def test_a_closed_item_takes_no_claims(world: World) -> None:
+    need = await publish_need(world)
+    with pytest.raises(exc.NotBoardSide):
+        await board.close_item(actor=world.unit_member, item_id=need.id)
+    closed = await board.close_item(actor=world.staff, item_id=need.id)
+    assert closed.status == "closed" and closed.actions == []
+    with pytest.raises(exc.BoardItemClosed):
+        await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    with pytest.raises(NotFound):
+        await board.get_item(viewer=None, item_id=need.id + 100)
+
+
+async def test_street_admins_see_the_matching_across_communities(world: World) -> None:
+    need = await publish_need(world, category="健康医疗")
+    await publish_resource(world, category="健康医疗")
+    await publish_resource(world, category="法律咨询")
+    claim = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+    with pytest.raises(Forbidden):
+        await board.matching(actor=world.staff)
+    result = await board.matching(actor=world.street_admin)
+    rows = {r.community_name: r for r in result.communities}
+    assert rows["大田社区"].needs == 1 and rows["大田社区"].needs_claimed == 1
+    assert rows["新闸社区"].needs == 0
+    assert [s.need.id for s in result.suggestions] == [need.id]
+    assert [r.title for r in result.suggestions[0].resources] == ["社区义诊"]
+
+
+async def test_lists_filter(world: World) -> None:
+    need = await publish_need(world, quantity=1)
+    resource = await publish_resource(world)
+    page = PageRequest()
+    assert [i.id for i in (await board.list_items(page=page)).items] == [resource.id, need.id]
+    assert [i.id for i in (await board.list_items(page=page, kind="need")).items] == [need.id]
+    await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    assert [i.id for i in (await board.list_items(page=page, open_only=True)).items] == [
+        resource.id
+    ]
+    with pytest.raises(Invalid):
+        await board.list_items(page=page, kind="wish")
+
+
+QUANTITY = 5
+UNITS = 40
+
+
+async def test_concurrent_claims_never_exceed_the_quantity(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    need = await publish_need(world, quantity=QUANTITY)
+    members = []
+    for i in range(UNITS):
+        unit = await make_unit(name=f"单位{i}", community=world.community)
+        members.append((await make_user(unit=unit), unit))
+
+    async def claim(member, unit) -> httpx.Response:
+        return await client.post(
+            f"/api/v1/board/items/{need.id}/claims",
+            json={"unit_id": unit.id},
+            headers=auth_headers(member),
+        )
+
+    responses = await asyncio.gather(*(claim(m, u) for m, u in members))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] * QUANTITY + [409] * (UNITS - QUANTITY), statuses
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {
+        "board_item_full"
+    }
+    assert (await BoardItem.get(id=need.id)).claimed == QUANTITY
+    assert await BoardClaim.filter(item_id=need.id).count() == QUANTITY
+
+
+async def test_one_unit_claiming_many_times_at_once_gets_one_place(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    need = await publish_need(world, quantity=QUANTITY)
+    headers = auth_headers(world.unit_member)
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"/api/v1/board/items/{need.id}/claims",
+                json={"unit_id": world.unit.id},
+                headers=headers,
+            )
+            for _ in range(20)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 19
+    assert (await BoardItem.get(id=need.id)).claimed == 1
+
+
+async def test_the_board_over_http(client: httpx.AsyncClient, world: World) -> None:
+    created = await client.post(
+        "/api/v1/board/items",
+        json={
+            "kind": "need",
+            "community_id": world.community.id,
+            "title": "楼道清洁",
+            "description": "清理 5 号楼楼道堆物",
+            "category": "环境整治",
+            "quantity": 2,
+        },
+        headers=auth_headers(world.staff),
+    )
+    assert created.status_code == 201, created.text
+    item_id = created.json()["id"]
+    listed = await client.get("/api/v1/board/items?kind=need")
+    assert [i["id"] for i in listed.json()["items"]] == [item_id]
+    claimed = await client.post(
+        f"/api/v1/board/items/{item_id}/claims",
+        json={"unit_id": world.unit.id},
+        headers=auth_headers(world.unit_member),
+    )
+    assert claimed.status_code == 201
+    claim_id = claimed.json()["id"]
+    for path, user in (
+        ("confirm", world.staff),
+        ("done", world.staff),
+        ("done", world.unit_member),
+    ):
+        response = await client.post(
+            f"/api/v1/board/claims/{claim_id}/{path}", headers=auth_headers(user)
+        )
+        assert response.status_code == 200, response.text
+    assert response.json()["status"] == "done"
+    matching = await client.get("/api/v1/board/matching", headers=auth_headers(world.staff))
+    assert matching.status_code == 403
+    matching = await client.get("/api/v1/board/matching", headers=auth_headers(world.street_admin))
+    assert matching.status_code == 200
+    mine = await client.get("/api/v1/me/board-claims", headers=auth_headers(world.unit_member))
+    assert [c["id"] for c in mine.json()["items"]] == [claim_id]
