@@ -42,6 +42,8 @@ class WechatIdentity(Model):
     class Meta:
         table = "wechat_identity"
         unique_together = (("app_id", "openid"),)
+        # The bot looks up each recipient's identities per app when it fans a notice out.
+        indexes = (("user_id", "app_id"),)
 
 
 class RoleGrant(Model):

@@ -1010,16 +1010,20 @@ async def _attend_in_tx(
     )
     if not marked:
         return None
-    if activity.points > 0:
-        await points_service.award_in_tx(
-            user_id=booking.user_id,
-            amount=activity.points,
-            source_type=POINTS_SOURCE,
-            source_id=str(activity.id),
-            reason=f"参加活动：{activity.title}",
-            actor_id=actor_id,
-        )
-    return activity.points
+    if activity.points <= 0:
+        return 0
+    # The activity sets its own points; the earning rule's multiplier and caps still apply.
+    entry = await points_service.award_by_rule_in_tx(
+        user_id=booking.user_id,
+        event_type="activity_attended",
+        base_points=activity.points,
+        source_type=POINTS_SOURCE,
+        source_id=str(activity.id),
+        reason=f"参加活动：{activity.title}"[:255],
+        occurred_at=now,
+        actor_id=actor_id,
+    )
+    return entry.delta if entry is not None else 0
 
 
 async def check_in(*, user: User, activity_id: int, code: str) -> int:

@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     # (sooner if the wish is needed earlier), points for a confirmed wish.
     wish_claim_limit: int = Field(default=3, ge=1)
     wish_claim_days: int = Field(default=7, ge=1)
-    wish_points: int = Field(default=10, ge=0)
     # Test-only: the claim's guarded UPDATE becomes read-check-write, for the race test's
     # control case. Honoured only when env is dev.
     test_unguarded_claim: bool = False
@@ -93,7 +92,6 @@ class Settings(BaseSettings):
     # on the report-in form (free text may add others).
     party_daily_minutes_cap: int = Field(default=480, ge=1, le=1440)
     party_session_max_minutes: int = Field(default=720, ge=1)
-    party_points_per_hour: int = Field(default=10, ge=0)
     party_skills: list[str] = Field(
         default_factory=lambda: [
             "文明劝导",

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -49,6 +50,7 @@ from backend.points import service as points_service
 log = logging.getLogger("linli.party")
 
 POINTS_SOURCE = "party_service"
+REPORT_IN_POINTS_SOURCE = "party_report_in"
 PARTY_URL = "/h5/party"
 MAX_ID = 2**63 - 1
 MAX_SKILLS = 12
@@ -459,6 +461,15 @@ async def review_registration(
                 user_id=registration.user_id,
                 role="party_member",
                 community_id=registration.community_id,
+            )
+            # Once per person and community: re-registering after a move back pays nothing.
+            await points_service.award_by_rule_in_tx(
+                user_id=registration.user_id,
+                event_type="report_in_approved",
+                source_type=REPORT_IN_POINTS_SOURCE,
+                source_id=str(registration.community_id),
+                occurred_at=now,
+                actor_id=actor.id,
             )
         else:
             if not reason:
@@ -1112,18 +1123,20 @@ async def _credit_in_tx(*, record_id: int) -> ServiceRecord:
                 )
                 credited += allowed
     points = record.points
-    due = credited * settings.party_points_per_hour // 60
-    if due > 0:
+    if credited > 0:
         title = (await post_titles([record.post_id])).get(record.post_id) or record.task
-        entry = await points_service.award_in_tx(
+        # Priced by the rule in force when the service began; a correction never pays twice.
+        entry = await points_service.award_by_rule_in_tx(
             user_id=record.user_id,
-            amount=due,
+            event_type="service_hour",
+            quantity=Decimal(credited) / 60,
             source_type=POINTS_SOURCE,
             source_id=str(record.id),
             reason=f"党员志愿服务 {hours(credited)} 小时：{title}"[:255],
+            occurred_at=record.started_at,
         )
         if entry is not None:
-            points = due
+            points = entry.delta
     await ServiceRecord.filter(id=record.id).update(
         raw_minutes=raw, minutes=credited, points=points, updated_at=clock.now()
     )

@@ -81,8 +81,8 @@ EVENT_TYPES: dict[str, EventType] = {
     e.key: e
     for e in (
         EventType("activity_attended", "参加活动", "次", 10),
-        EventType("service_hour", "志愿服务", "小时", 5),
-        EventType("wish_fulfilled", "完成微心愿", "个", 20),
+        EventType("service_hour", "志愿服务", "小时", 10),
+        EventType("wish_fulfilled", "完成微心愿", "个", 10),
         EventType("report_in_approved", "在职党员报到", "次", 50),
         # Staff say the exact amount: only this rule's caps apply to adjustments.
         EventType(EVENT_STAFF_ADJUSTMENT, "工作人员调整", "分", 1),

@@ -807,7 +807,6 @@ async def confirm_wish(
     wish = await _load(wish_id)
     if wish.poster_id != user.id:
         raise NotPoster()
-    points = get_settings().wish_points
     async with in_transaction():
         changed = await Wish.filter(id=wish.id, status="fulfilled", poster_id=user.id).update(
             status="closed", rating=rating, thanks=thanks, closed_at=clock.now()
@@ -816,14 +815,13 @@ async def confirm_wish(
             raise NotFulfilled()
         # Our UPDATE holds the row, and a fulfilled wish's claimer can no longer change.
         wish = await _load(wish.id)
-        if points:
-            await points_service.award_in_tx(
-                user_id=wish.claimer_id,
-                amount=points,
-                source_type=POINTS_SOURCE,
-                source_id=str(wish.id),
-                reason=f"完成微心愿：{wish.title}"[:255],
-            )
+        paid = await points_service.award_by_rule_in_tx(
+            user_id=wish.claimer_id,
+            event_type="wish_fulfilled",
+            source_type=POINTS_SOURCE,
+            source_id=str(wish.id),
+            reason=f"完成微心愿：{wish.title}"[:255],
+        )
         event = await _record(
             wish,
             action="closed",
@@ -834,6 +832,7 @@ async def confirm_wish(
             note=f"{rating} 星" + (f"：{thanks}" if thanks else ""),
         )
         message = thanks or "心愿人已确认完成，感谢您的帮助"
+        points = paid.delta if paid is not None else 0
         await _notify(
             wish,
             event,

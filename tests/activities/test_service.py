@@ -15,6 +15,7 @@ from backend.core.clock import clock
 from backend.core.config import reset_settings
 from backend.core.errors import DomainError, Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
+from backend.points import service as points_service
 from backend.points.models import PointsLedgerEntry
 from tests.activities.helpers import freeze, make_activity, residents
 from tests.factories import make_building, make_community, make_user
@@ -680,3 +681,24 @@ async def test_export_lists_sign_ups_and_attendance(db):
     assert rows[1][:4] == ("序号", "昵称", "手机号", "状态")
     assert rows[2][1:5] == ("王阿姨", "138****5678", "报名成功", None)
     assert rows[3][1:5] == ("李师傅", None, "候补中", 1)
+
+
+async def test_attendance_points_follow_the_earning_rule(db):
+    freeze()
+    community = await make_community()
+    boss = await make_user(roles=["street_admin"])
+    await points_service.create_rule(
+        actor=boss, event_type="activity_attended", points=10, multiplier_percent=200, daily_cap=15
+    )
+    first = await make_activity(community, capacity=2, points=5)
+    second = await make_activity(community, capacity=2, points=5)
+    [resident] = await residents(community, 1)
+    for activity in (first, second):
+        await book(resident, activity)
+    clock.set(first.starts_at)
+    # The activity's own 5 points, doubled by the rule; the day's cap leaves 5 for the second.
+    code, _ = await _code(first)
+    assert await service.check_in(user=resident, activity_id=first.id, code=code) == 10
+    code, _ = await _code(second)
+    assert await service.check_in(user=resident, activity_id=second.id, code=code) == 5
+    assert (await User.get(id=resident.id)).points_balance == 15

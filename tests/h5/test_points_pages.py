@@ -279,7 +279,7 @@ async def test_street_admin_adds_and_withdraws_a_rule(client, shop):
     )
     assert withdrawn.status_code == 303
     public = await as_user(client, shop.resident).get("/h5/points/rules")
-    assert "志愿服务" in public.text and "每小时 5 分" in public.text
+    assert "志愿服务" in public.text and "每小时 10 分" in public.text
     staff_try = await as_user(client, shop.staff).get("/h5/points/staff/rules")
     assert staff_try.status_code == 403
 

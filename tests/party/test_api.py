@@ -123,7 +123,8 @@ async def test_the_whole_flow_over_http(client: httpx.AsyncClient):
     service_out = (await client.get("/api/v1/me/party/service", headers=member_h)).json()
     assert service_out["total_hours"] == 1.5 and service_out["open_record"] is None
     points = (await client.get("/api/v1/me/points", headers=member_h)).json()
-    assert points["balance"] == 15
+    # 50 for the approved report-in (the default rule), 15 for 1.5 hours at 10 an hour.
+    assert points["balance"] == 50 + 15
 
     record_id = ended.json()["id"]
     corrected = await client.patch(

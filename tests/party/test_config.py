@@ -21,5 +21,4 @@ def test_party_settings_have_sane_defaults() -> None:
     settings = Settings()
     assert settings.party_daily_minutes_cap == 480
     assert settings.party_session_max_minutes == 720
-    assert settings.party_points_per_hour == 10
     assert "环境绿化" in settings.party_skills

@@ -15,12 +15,13 @@ from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
 from backend.party import service
 from backend.party.models import ServiceRecord, ServiceRecordAudit, ServiceRecordDay
+from backend.points import service as points_service
 from backend.points.models import PointsLedgerEntry
 from tests.factories import make_community, make_user
 from tests.party.helpers import SHANGHAI, local, make_member, make_post
 
 CAP = 480  # the default party_daily_minutes_cap
-POINTS_PER_HOUR = 10
+POINTS_PER_HOUR = 10  # the built-in service_hour rule
 
 
 def code_for(post) -> str:
@@ -98,6 +99,27 @@ async def test_check_in_and_out_credits_minutes_and_points_once(db):
     clock.set(local(2026, 3, 8, 9, 0))
     again = await service.check_in(user=member, post_id=post.id, code=code_for(post))
     assert again.id != record.id
+
+
+async def test_service_is_priced_by_the_rule_in_force_when_it_began(db):
+    _, _, member, post = await _member_on_post()
+    boss = await make_user(roles=["street_admin"])
+    # 6 points an hour × 1.5 from 1 March, at most 20 a day.
+    await points_service.create_rule(
+        actor=boss,
+        event_type="service_hour",
+        points=6,
+        multiplier_percent=150,
+        daily_cap=20,
+        effective_from=local(2026, 3, 1, 0, 0),
+    )
+    february = await _serve(member, post, local(2026, 2, 27, 9, 0), local(2026, 2, 27, 10, 0))
+    march = await _serve(member, post, local(2026, 3, 7, 9, 0), local(2026, 3, 7, 10, 40))
+    later = await _serve(member, post, local(2026, 3, 7, 14, 0), local(2026, 3, 7, 16, 0))
+    # 1 h at the built-in 10; 100 min × 6 × 1.5 = 15; then 2 h would be 18 but 5 are left today.
+    assert (february.points, march.points, later.points) == (10, 15, 5)
+    ledger = await PointsLedgerEntry.filter(user_id=member.id, source_type="party_service")
+    assert sorted(e.delta for e in ledger) == [5, 10, 15]
 
 
 async def test_codes_and_who_may_check_in(db):
@@ -221,7 +243,9 @@ async def test_a_forgotten_check_out_expires_and_staff_correct_it_once(db):
     )
     assert recorrected.minutes == 240 and recorrected.points == 30
     assert await _days(recorrected) == {date(2026, 3, 7): 240}
-    ledger = await PointsLedgerEntry.filter(user_id=member.id, source_id=str(record.id))
+    ledger = await PointsLedgerEntry.filter(
+        user_id=member.id, source_type="party_service", source_id=str(record.id)
+    )
     assert [e.delta for e in ledger] == [30]
     audits = await service.record_audits(record=recorrected)
     assert [a.action for a in audits] == ["expired", "corrected", "corrected"]

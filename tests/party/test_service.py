@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from backend.accounts import service as accounts_service
+from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
 from backend.party import service
 from backend.party.models import PartyRegistration, PostAssignment, ServicePost
+from backend.points import service as points_service
+from backend.points.models import PointsLedgerEntry
 from tests.factories import make_community, make_user
 from tests.party.helpers import form, local, make_member, make_post
 
@@ -356,3 +359,30 @@ async def test_post_list_suggests_posts_matching_the_members_skills(db):
         viewer=None, page=PageRequest(), community_id=community.id
     )
     assert not any(v.suggested for v in anonymous)
+
+
+async def test_approval_pays_the_report_in_rule_once_per_community(db):
+    community, staff = await _setup()
+    elsewhere = await make_community()
+    staff_elsewhere = await make_user(community=elsewhere, roles=["staff"])
+    boss = await make_user(roles=["street_admin"])
+    await points_service.create_rule(actor=boss, event_type="report_in_approved", points=30)
+    user, registration = await make_member(community, staff)
+    assert (await User.get(id=user.id)).points_balance == 30
+
+    # Rejected later, reports in again and is approved again: the same community pays once.
+    await service.review_registration(
+        actor=staff, registration_id=registration.id, approve=False, reason="信息有误"
+    )
+    again = await service.register(user=user, form=form(community))
+    await service.review_registration(actor=staff, registration_id=again.id, approve=True)
+    assert (await User.get(id=user.id)).points_balance == 30
+
+    # Moving to another community is a new report-in there.
+    moved = await service.register(user=user, form=form(elsewhere))
+    await service.review_registration(actor=staff_elsewhere, registration_id=moved.id, approve=True)
+    ledger = await PointsLedgerEntry.filter(user_id=user.id).order_by("id")
+    assert [(e.source_type, e.source_id, e.delta) for e in ledger] == [
+        ("party_report_in", str(community.id), 30),
+        ("party_report_in", str(elsewhere.id), 30),
+    ]

@@ -118,7 +118,7 @@ async def test_caps_count_per_event_type(db):
     await service.create_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=10)
     await earn(user, "a1")
     assert (await earn(user, "a2")).delta == 0
-    assert (await earn(user, "w1", "wish_fulfilled")).delta == 20
+    assert (await earn(user, "w1", "wish_fulfilled")).delta == 10
 
 
 async def test_simultaneous_awards_never_pass_the_cap(db):

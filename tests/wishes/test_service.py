@@ -13,6 +13,7 @@ from backend.core.config import reset_settings
 from backend.core.errors import Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
+from backend.points import service as points_service
 from backend.points.models import PointsLedgerEntry
 from backend.wishes import exceptions as exc
 from backend.wishes import service
@@ -502,3 +503,15 @@ async def test_every_wish_notice_renders_for_wechat(world: World) -> None:
         rendered = render("wish", row.context, now=clock.now(), timezone="Asia/Shanghai")
         assert rendered.url == f"/h5/wishes/{wish.id}"
         assert POSTER_PHONE not in str(rendered.fields)
+
+
+async def test_a_confirmed_wish_is_priced_by_the_earning_rule(world: World) -> None:
+    await points_service.create_rule(
+        actor=world.street_admin, event_type="wish_fulfilled", points=25
+    )
+    wish = await open_wish(world)
+    await service.claim_wish(user=world.neighbour, wish_id=wish.id)
+    await service.fulfil_wish(user=world.neighbour, wish_id=wish.id, note="已陪同复诊")
+    await service.confirm_wish(user=world.poster, wish_id=wish.id, rating=5)
+    assert (await User.get(id=world.neighbour.id)).points_balance == 25
+    assert "+25" in (await notices_to(world.neighbour))[-1]["note"]
