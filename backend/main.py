@@ -149,14 +149,15 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
     async def root(request: Request) -> RedirectResponse:
         return RedirectResponse("/h5/")
 
+    # Routes are matched in order, one pattern at a time: the booking rush's routes go first.
     for router in (
-        orgs_router,
-        accounts_router,
-        points_router,
-        notices_router,
-        wishes_router,
         activities_router,
+        accounts_router,
+        wishes_router,
+        points_router,
         party_router,
+        notices_router,
+        orgs_router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(bot.callback.router)

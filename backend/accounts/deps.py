@@ -1,8 +1,11 @@
 """FastAPI dependencies that say who may call a route.
 
 `CurrentUser` (bearer token, else the H5 session cookie), `OptionalUser` for public
-reads, `StaffUser` and `StreetAdmin` for staff routes. Community scope depends on the
-object, so services check it with `accounts_service.require_staff_of(user, community_id)`.
+reads, `StaffUser` and `StreetAdmin` for staff routes, and `CallerId` for a hot route that
+must not read the database before it knows there is work to do (the booking rush: a full
+class is answered from the Redis gate alone; the service loads the user after it).
+Community scope depends on the object, so services check it with
+`accounts_service.require_staff_of(user, community_id)`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from backend.accounts import service
 from backend.accounts.models import User
+from backend.accounts.service import TokenKind
 from backend.core.errors import Forbidden, Unauthenticated
 from backend.core.ratelimit import limit_user
 
@@ -26,12 +30,21 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bear
 SessionCookie = Annotated[str | None, Depends(_cookie)]
 
 
-async def _user_from_request(bearer: BearerCredentials, session: SessionCookie) -> User | None:
+def _credential(bearer: BearerCredentials, session: SessionCookie) -> tuple[str, TokenKind] | None:
+    """The bearer token wins over the H5 session cookie."""
     if bearer is not None:
-        return await service.authenticate(token=bearer.credentials, kind="access")
+        return bearer.credentials, "access"
     if session:
-        return await service.authenticate(token=session, kind="session")
+        return session, "session"
     return None
+
+
+async def _user_from_request(bearer: BearerCredentials, session: SessionCookie) -> User | None:
+    credential = _credential(bearer, session)
+    if credential is None:
+        return None
+    token, kind = credential
+    return await service.authenticate(token=token, kind=kind)
 
 
 async def current_user(bearer: BearerCredentials, session: SessionCookie) -> User:
@@ -58,8 +71,25 @@ async def optional_user(bearer: BearerCredentials, session: SessionCookie) -> Us
     return user
 
 
+async def caller_id(bearer: BearerCredentials, session: SessionCookie) -> int:
+    """The id the caller's token was issued to, checked like `current_user` but without
+    loading the user (401 when forged, expired or missing), rate limited the same way."""
+    credential = _credential(bearer, session)
+    if credential is None:
+        raise Unauthenticated(headers={"WWW-Authenticate": "Bearer"})
+    token, kind = credential
+    try:
+        uid = service.token_user_id(token=token, kind=kind)
+    except Unauthenticated as exc:
+        exc.headers = {"WWW-Authenticate": "Bearer"}
+        raise
+    await limit_user(uid)
+    return uid
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
+CallerId = Annotated[int, Depends(caller_id)]
 
 
 async def staff_user(user: CurrentUser) -> User:

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
-from backend.accounts.deps import CurrentUser, StaffUser
+from backend.accounts.deps import CallerId, CurrentUser, StaffUser
 from backend.activities import service
-from backend.activities.deps import CallerId
 from backend.activities.schemas import (
     MAX_ID,
     ActivityIn,

@@ -24,6 +24,13 @@ MODEL_MODULES = [
 ]
 
 
+async def _release_as_is(connection: Any) -> None:
+    """asyncpg's default release sends RESET ALL, UNLISTEN, CLOSE ALL and an advisory
+    unlock: a round trip for every query outside a transaction. Linli sets no session
+    state, listens to nothing and takes no session locks, so there is nothing to reset;
+    an open transaction is still rolled back by the pool before this runs."""
+
+
 def tortoise_config(settings: Settings, *, database_url: str | None = None) -> dict[str, Any]:
     """Build the Tortoise config dict (also what `tortoise` CLI reads through TORTOISE_ORM)."""
     url = database_url or settings.database_url
@@ -35,6 +42,7 @@ def tortoise_config(settings: Settings, *, database_url: str | None = None) -> d
     else:
         connection["credentials"].setdefault("minsize", 1)
         connection["credentials"].setdefault("maxsize", 10)
+        connection["credentials"].setdefault("reset", _release_as_is)
     return {
         "connections": {"default": connection},
         "apps": {

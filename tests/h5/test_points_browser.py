@@ -4,23 +4,14 @@ Screenshots of each step go to tests/artifacts/points-*.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.points import rewards
 from backend.points import service as points_service
 from backend.points.models import Redemption
-from tests.h5.conftest import Demo
-from tests.h5.test_browser import (  # noqa: F401 (fixtures)
-    ARTIFACTS,
-    CHROMIUM_ARGS,
-    PHONE_UA,
-    chromium,
-    server,
-)
+from tests.h5.browser import Phones, screenshot
+from tests.h5.conftest import Demo, add_persona
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,10 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 async def stocked(demo: Demo) -> Demo:
     """The demo resident with 100 points, a staff member, and a reward in their community."""
-    staff = await User.create(nickname="陈社工", persona="staff", community=demo.community)
-    await accounts_service.grant_role(
-        actor=None, user_id=staff.id, role="staff", community_id=demo.community.id
-    )
+    staff = await add_persona(demo, nickname="陈社工", persona="staff")
     for source, amount, reason in (("a1", 60, "参加「舞韵瑜伽」"), ("w1", 40, "帮邻居实现微心愿")):
         await points_service.award(
             user_id=demo.resident.id,
@@ -53,92 +41,52 @@ async def stocked(demo: Demo) -> Demo:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_a_resident_redeems_and_staff_verify_on_phones(
-    chromium: Path,  # noqa: F811
-    server: str,  # noqa: F811
-    stocked: Demo,
-) -> None:
-    from playwright.async_api import async_playwright
+async def test_a_resident_redeems_and_staff_verify_on_phones(phones: Phones, stocked: Demo) -> None:
+    server = phones.server
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    problems: list[str] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
-        )
+    # The resident: balance, shop, confirmation, pickup code.
+    resident = await phones.login("王阿姨", "/h5/points")
+    assert await resident.get_by_text("可用积分").is_visible()
+    assert await resident.locator(".pt-hero__balance").inner_text() == "100"
+    assert await resident.get_by_text("帮邻居实现微心愿").is_visible()
+    await screenshot(resident, "points-1-my-points")
 
-        async def phone_as(name: str, next_path: str):
-            context = await browser.new_context(
-                viewport={"width": 375, "height": 812},
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                user_agent=PHONE_UA,
-                locale="zh-CN",
-            )
-            page = await context.new_page()
-            # CSP violations and failed loads show up here: the pages must work offline.
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on(
-                "response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}")
-            )
-            page.on(
-                "request",
-                lambda r: r.url.startswith(server) or problems.append(f"outside: {r.url}"),
-            )
-            await page.goto(server + f"/h5/login?next={next_path}")
-            await page.get_by_role("button", name=name).click()
-            await page.wait_for_url(server + next_path)
-            return page
+    await resident.get_by_role("link", name="积分商城", exact=True).click()
+    await resident.wait_for_url(server + "/h5/points/rewards")
+    await screenshot(resident, "points-2-shop")
+    await resident.get_by_text("环保购物袋").click()
+    await resident.get_by_role("link", name="立即兑换").click()
+    assert await resident.get_by_text("剩余 70 分").is_visible()
+    await screenshot(resident, "points-3-confirm")
 
-        async def shot(page, name: str) -> None:
-            await page.screenshot(path=str(ARTIFACTS / f"points-{name}.png"), full_page=True)
+    await resident.get_by_role("button", name="确认兑换").click()
+    await resident.wait_for_url("**/h5/points/redemptions/*?new=1")
+    assert await resident.get_by_text("兑换成功，请凭领取码领取").is_visible()
+    code = (await resident.get_by_test_id("pickup-code").inner_text()).strip()
+    assert len(code) == 8 and code.isdigit()
+    qr = await resident.locator(".pt-code__qr svg").bounding_box()
+    assert qr is not None and qr["width"] >= 180
+    await screenshot(resident, "points-4-pickup-code")
 
-        # The resident: balance, shop, confirmation, pickup code.
-        resident = await phone_as("王阿姨", "/h5/points")
-        assert await resident.get_by_text("可用积分").is_visible()
-        assert await resident.locator(".pt-hero__balance").inner_text() == "100"
-        assert await resident.get_by_text("帮邻居实现微心愿").is_visible()
-        await shot(resident, "1-my-points")
+    # Staff: type the code, check the preview, verify.
+    staff = await phones.login("陈社工", "/h5/points/staff")
+    await screenshot(staff, "points-5-staff-tools")
+    await staff.get_by_role("link", name="核销领取码").click()
+    await staff.get_by_label("领取码").fill(f"{code[:4]} {code[4:]}")
+    await staff.get_by_role("button", name="查询").click()
+    assert await staff.get_by_text("王**").is_visible()
+    assert await staff.get_by_text("待领取").is_visible()
+    await screenshot(staff, "points-6-verify-preview")
+    await staff.get_by_role("button", name="确认核销").click()
+    assert await staff.get_by_text("核销成功").is_visible()
+    await screenshot(staff, "points-7-verified")
 
-        await resident.get_by_role("link", name="积分商城", exact=True).click()
-        await resident.wait_for_url(server + "/h5/points/rewards")
-        await shot(resident, "2-shop")
-        await resident.get_by_text("环保购物袋").click()
-        await resident.get_by_role("link", name="立即兑换").click()
-        assert await resident.get_by_text("剩余 70 分").is_visible()
-        await shot(resident, "3-confirm")
-
-        await resident.get_by_role("button", name="确认兑换").click()
-        await resident.wait_for_url("**/h5/points/redemptions/*?new=1")
-        assert await resident.get_by_text("兑换成功，请凭领取码领取").is_visible()
-        code = (await resident.get_by_test_id("pickup-code").inner_text()).strip()
-        assert len(code) == 8 and code.isdigit()
-        qr = await resident.locator(".pt-code__qr svg").bounding_box()
-        assert qr is not None and qr["width"] >= 180
-        await shot(resident, "4-pickup-code")
-
-        # Staff: type the code, check the preview, verify.
-        staff = await phone_as("陈社工", "/h5/points/staff")
-        await shot(staff, "5-staff-tools")
-        await staff.get_by_role("link", name="核销领取码").click()
-        await staff.get_by_label("领取码").fill(f"{code[:4]} {code[4:]}")
-        await staff.get_by_role("button", name="查询").click()
-        assert await staff.get_by_text("王**").is_visible()
-        assert await staff.get_by_text("待领取").is_visible()
-        await shot(staff, "6-verify-preview")
-        await staff.get_by_role("button", name="确认核销").click()
-        assert await staff.get_by_text("核销成功").is_visible()
-        await shot(staff, "7-verified")
-
-        # The resident's code is used up.
-        await resident.reload()
-        assert await resident.get_by_text("已领取").first.is_visible()
-        await shot(resident, "8-picked-up")
-        await browser.close()
+    # The resident's code is used up.
+    await resident.reload()
+    assert await resident.get_by_text("已领取").first.is_visible()
+    await screenshot(resident, "points-8-picked-up")
 
     redemption = await Redemption.get()
     assert redemption.status == "fulfilled" and redemption.pickup_code == code
     assert (await User.get(id=stocked.resident.id)).points_balance == 70
-    assert problems == []
+    assert phones.problems == []

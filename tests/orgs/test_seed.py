@@ -1,20 +1,17 @@
 """`linli seed-demo`: the demo street and personas, and running it twice changes nothing."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from tortoise import Tortoise, connections
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import RoleGrant, User, WechatIdentity
-from backend.core.db import close_db, init_db
 from backend.core.security import blind_index, decrypt_field
 from backend.orgs.models import Building, Community, Street, Unit
 from backend.points.models import PointsLedgerEntry
 from backend.seed import PERSONAS, run_seed_demo
 from tests.conftest import linli_env, reset_postgres, run_linli
+from tests.seeding import make_empty_schema, open_database
 
 SEEDED_MODELS = (
     Street,
@@ -29,28 +26,16 @@ SEEDED_MODELS = (
 
 
 @pytest.fixture
-async def empty_schema(settings) -> AsyncIterator[None]:
+async def empty_schema(settings) -> None:
     """An empty schema the seed can connect to on its own (it opens and closes the database)."""
-    EXECUTOR_CACHE.clear()
-    await init_db(settings)
-    if not settings.is_sqlite:
-        await connections.get("default").execute_script(
-            "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
-        )
-    await Tortoise.generate_schemas()
-    await close_db()
-    yield
-    await close_db()
+    await make_empty_schema(settings)
 
 
 async def snapshot(settings) -> dict[str, list[dict]]:
-    await init_db(settings)
-    try:
+    async with open_database(settings):
         return {
             model.__name__: await model.all().order_by("id").values() for model in SEEDED_MODELS
         }
-    finally:
-        await close_db()
 
 
 async def test_seed_twice_changes_nothing(settings, empty_schema):
@@ -67,23 +52,18 @@ async def test_seed_twice_changes_nothing(settings, empty_schema):
 
 async def test_seed_keeps_a_demo_users_own_edits(settings, empty_schema):
     await run_seed_demo(settings)
-    await init_db(settings)
-    await User.filter(persona="resident").update(nickname="王阿姨（已改名）")
-    await close_db()
+    async with open_database(settings):
+        await User.filter(persona="resident").update(nickname="王阿姨（已改名）")
 
     await run_seed_demo(settings)
 
-    await init_db(settings)
-    try:
+    async with open_database(settings):
         assert (await User.get(persona="resident")).nickname == "王阿姨（已改名）"
-    finally:
-        await close_db()
 
 
 async def test_seed_makes_the_personas_the_demo_needs(settings, empty_schema):
     await run_seed_demo(settings)
-    await init_db(settings)
-    try:
+    async with open_database(settings):
         street = await Street.get(slug="shimen-er-lu")
         assert street.name == "石门二路街道"
         assert await Community.filter(street=street).count() >= 4
@@ -119,8 +99,6 @@ async def test_seed_makes_the_personas_the_demo_needs(settings, empty_schema):
         deltas = await PointsLedgerEntry.filter(user_id=resident.id).values_list("delta", flat=True)
         assert len(deltas) >= 2
         assert resident.points_balance == sum(deltas) > 0
-    finally:
-        await close_db()
 
 
 async def test_demo_personas_can_be_granted_by_openid(settings, empty_schema):
@@ -152,11 +130,7 @@ def test_linli_seed_demo_twice_on_a_migrated_database(settings):
 
 def _count_rows(settings) -> dict[str, int]:
     async def count() -> dict[str, int]:
-        EXECUTOR_CACHE.clear()
-        await init_db(settings)
-        try:
+        async with open_database(settings):
             return {model.__name__: await model.all().count() for model in SEEDED_MODELS}
-        finally:
-            await close_db()
 
     return asyncio.run(count())

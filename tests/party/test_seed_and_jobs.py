@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from tortoise import Tortoise, connections
-from tortoise.backends.base.executor import EXECUTOR_CACHE
-
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core import checkin
 from backend.core.clock import clock
-from backend.core.db import close_db, init_db
 from backend.core.models import OutboxMessage
 from backend.party import service
 from backend.party.models import PartyRegistration, PostAssignment, ServicePost, ServiceRecord
-from backend.seed import DEMO_POSTS, run_seed_demo
+from backend.seed import DEMO_POSTS
 from bot import jobs_party
 from bot.scheduler import JOBS
 from tests.factories import make_community, make_user
 from tests.party.helpers import local, make_member, make_post
+from tests.seeding import seeded_twice
 
 
-@pytest.fixture
-async def empty_schema(settings) -> AsyncIterator[None]:
-    EXECUTOR_CACHE.clear()
-    await init_db(settings)
-    if not settings.is_sqlite:
-        await connections.get("default").execute_script(
-            "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
-        )
-    await Tortoise.generate_schemas()
-    await close_db()
-    yield
-    await close_db()
-
-
-async def test_the_seed_makes_posts_and_an_approved_member_once(settings, empty_schema) -> None:
-    await run_seed_demo(settings)
-    await run_seed_demo(settings)
-    await init_db(settings)
-    try:
+async def test_the_seed_makes_posts_and_an_approved_member_once(settings) -> None:
+    async with seeded_twice(settings):
         assert await ServicePost.all().count() == len(DEMO_POSTS)
         member = await User.get(persona="party_member")
         registration = await PartyRegistration.get(user_id=member.id)
@@ -50,8 +27,6 @@ async def test_the_seed_makes_posts_and_an_approved_member_once(settings, empty_
         assert await accounts_service.has_role(member, "party_member", member.community_id)
         held = await PostAssignment.get(user_id=member.id, status="active").prefetch_related("post")
         assert held.post.title == "绿化养护岗" and held.post.taken == 1
-    finally:
-        await close_db()
 
 
 def test_the_party_jobs_are_scheduled() -> None:

@@ -5,6 +5,7 @@ from backend.core.pagination import encode_cursor
 from backend.points import service
 from backend.points.models import PointsLedgerEntry
 from tests.factories import auth_headers, make_community, make_user
+from tests.points.helpers import award
 
 ME_POINTS = "/api/v1/me/points"
 ADJUST = "/api/v1/points/adjustments"
@@ -12,16 +13,6 @@ ADJUST = "/api/v1/points/adjustments"
 
 def error_code(response) -> str:
     return response.json()["error"]["code"]
-
-
-async def give(user, amount: int, source_id: str) -> None:
-    await service.award(
-        user_id=user.id,
-        amount=amount,
-        source_type="activity",
-        source_id=source_id,
-        reason="参加活动",
-    )
 
 
 @pytest.fixture
@@ -45,8 +36,8 @@ async def test_my_points_needs_login(client):
 
 async def test_my_points_shows_balance_and_newest_first(client):
     user = await make_user()
-    await give(user, 10, "a1")
-    await give(user, 20, "a2")
+    await award(user.id, 10, "a1")
+    await award(user.id, 20, "a2")
     await service.spend(
         user_id=user.id, amount=5, source_type="reward", source_id="r1", reason="兑换礼品"
     )
@@ -76,7 +67,7 @@ async def test_my_points_shows_balance_and_newest_first(client):
 async def test_my_points_pages_through_the_ledger(client):
     user = await make_user()
     for n in range(5):
-        await give(user, 1, f"a{n}")
+        await award(user.id, 1, f"a{n}")
     headers = auth_headers(user)
 
     seen = []
@@ -94,7 +85,7 @@ async def test_my_points_pages_through_the_ledger(client):
 
 async def test_my_points_shows_only_my_own_ledger(client):
     me, other = await make_user(), await make_user()
-    await give(other, 10, "a1")
+    await award(other.id, 10, "a1")
 
     body = (await client.get(ME_POINTS, headers=auth_headers(me))).json()
 
@@ -139,7 +130,7 @@ async def test_staff_adjusts_a_resident_of_their_community(client, neighbourhood
 
 async def test_a_negative_adjustment_never_goes_below_zero(client, neighbourhood):
     staff, resident = neighbourhood["staff"], neighbourhood["resident"]
-    await give(resident, 10, "a1")
+    await award(resident.id, 10, "a1")
 
     response = await client.post(
         ADJUST,
@@ -252,7 +243,7 @@ async def test_a_refused_adjustment_may_be_retried_with_the_same_key(client, nei
     body = {"user_id": resident.id, "delta": -5, "reason": "扣回"}
 
     refused = await client.post(ADJUST, json=body, headers=headers)
-    await give(resident, 5, "a1")
+    await award(resident.id, 5, "a1")
     retried = await client.post(ADJUST, json=body, headers=headers)
 
     assert refused.status_code == 409

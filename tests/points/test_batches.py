@@ -1,7 +1,6 @@
 """Earned points sit in batches that expire, debits take the oldest first, expiry is a row."""
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -13,28 +12,7 @@ from backend.points import service
 from backend.points.models import PointsBatch, PointsLedgerEntry
 from backend.points.service import InsufficientPoints
 from tests.factories import make_user
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)
-
-
-async def award(user_id: int, amount: int, source_id: str):
-    return await service.award(
-        user_id=user_id,
-        amount=amount,
-        source_type="activity",
-        source_id=source_id,
-        reason="参加活动",
-    )
-
-
-async def spend(user_id: int, amount: int, source_id: str):
-    return await service.spend(
-        user_id=user_id, amount=amount, source_type="reward", source_id=source_id, reason="兑换"
-    )
+from tests.points.helpers import SHANGHAI, award, local, spend
 
 
 async def remaining(user_id: int) -> dict[datetime, int]:

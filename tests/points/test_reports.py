@@ -1,8 +1,7 @@
 """Leaderboards (monthly, yearly, per community and unit, opt-in) and the Excel export."""
 
 import io
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import pytest
 from openpyxl import load_workbook
@@ -11,22 +10,7 @@ from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid
 from backend.points import reports, rewards, service
 from tests.factories import auth_headers, make_community, make_unit, make_user
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)
-
-
-async def earn(user, amount: int, source_id: str) -> None:
-    await service.award(
-        user_id=user.id,
-        amount=amount,
-        source_type="activity",
-        source_id=source_id,
-        reason="参加活动",
-    )
+from tests.points.helpers import award, local
 
 
 @pytest.fixture
@@ -42,12 +26,12 @@ async def street(db):
     for name in ("甲", "丙"):
         await service.set_leaderboard_opt_in(user_id=people[name].id, opt_in=True)
     clock.set(local(2025, 4, 20, 10))
-    await earn(people["甲"], 30, "a1")
-    await earn(people["乙"], 50, "a1")
-    await earn(people["丙"], 30, "a1")
+    await award(people["甲"].id, 30, "a1")
+    await award(people["乙"].id, 50, "a1")
+    await award(people["丙"].id, 30, "a1")
     clock.set(local(2025, 5, 2, 10))
-    await earn(people["丁"], 80, "a2")
-    await earn(people["甲"], 5, "a2")
+    await award(people["丁"].id, 80, "a2")
+    await award(people["甲"].id, 5, "a2")
     return {"community": community, "unit": unit, **people}
 
 

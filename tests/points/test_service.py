@@ -8,6 +8,7 @@ from backend.points import service
 from backend.points.models import PointsLedgerEntry
 from backend.points.service import InsufficientPoints
 from tests.factories import make_community, make_user
+from tests.points.helpers import award, spend
 
 
 async def balance_of(user_id: int) -> int:
@@ -16,23 +17,6 @@ async def balance_of(user_id: int) -> int:
 
 async def ledger_sum(user_id: int) -> int:
     return sum(await PointsLedgerEntry.filter(user_id=user_id).values_list("delta", flat=True))
-
-
-async def award(user_id: int, amount: int, source_id: str, **kwargs):
-    return await service.award(
-        user_id=user_id,
-        amount=amount,
-        source_type="activity",
-        source_id=source_id,
-        reason="参加活动",
-        **kwargs,
-    )
-
-
-async def spend(user_id: int, amount: int, source_id: str):
-    return await service.spend(
-        user_id=user_id, amount=amount, source_type="reward", source_id=source_id, reason="兑换礼品"
-    )
 
 
 async def test_award_writes_one_ledger_row_and_moves_the_balance(db):
