@@ -108,8 +108,9 @@ class Settings(BaseSettings):
             "应急救护",
         ]
     )
-    # TEST ONLY: a post claim's guarded UPDATE becomes read-check-write, so the claim race
-    # test's control case can show the race is real. Refused when env is prod.
+    # TEST ONLY: a post claim becomes read-check-write (no guarded UPDATE, no lock on the
+    # member's registration, no one-post-per-term key), so the claim race tests' control
+    # cases can show the races are real. Refused when env is prod.
     test_unguarded_post_claim: bool = False
     log_level: str = "INFO"
 

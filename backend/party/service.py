@@ -773,16 +773,27 @@ def _unguarded_claims() -> bool:
     return settings.env == "dev" and settings.test_unguarded_post_claim
 
 
+async def _race_window() -> None:
+    # Long enough that every claim of a burst has read before the first one writes; the
+    # lockstep control test puts a barrier here instead.
+    await asyncio.sleep(0.05)
+
+
+async def _take_unguarded_in_tx(post: ServicePost, user_id: int) -> None:
+    # The control case of the claim race tests, never reachable in prod: read whether the
+    # member holds a post this term and how full the post is, pause, check, then write back
+    # what was read. With no row lock and no term key, nothing else stops the race.
+    holds = await PostAssignment.exists(user_id=user_id, term=post.term, status="active")
+    taken, capacity = await ServicePost.get(id=post.id).values_list("taken", "capacity")
+    await _race_window()
+    if holds:
+        raise AlreadyHasPost()
+    if taken >= capacity:
+        raise PostFull()
+    await ServicePost.filter(id=post.id).update(taken=taken + 1)
+
+
 async def _take_seat_in_tx(post: ServicePost) -> None:
-    if _unguarded_claims():
-        # The control case of the claim race test: read, check, write, with a pause that lets
-        # every concurrent claim read before any writes. Never reachable in prod.
-        taken, capacity = await ServicePost.get(id=post.id).values_list("taken", "capacity")
-        await asyncio.sleep(0.05)
-        if taken >= capacity:
-            raise PostFull()
-        await ServicePost.filter(id=post.id).update(taken=taken + 1)
-        return
     changed = await ServicePost.filter(id=post.id, status="active", taken__lt=F("capacity")).update(
         taken=F("taken") + 1
     )
@@ -797,22 +808,26 @@ async def _take_post_in_tx(
 ) -> PostAssignment:
     if post.kind != "post":
         raise NotClaimable()
-    # Locks the member's registration: a rejection or move of this member waits for us.
-    registration = (
-        await PartyRegistration.filter(
-            active_key=f"u{user_id}", community_id=post.community_id, status="approved"
-        )
-        .select_for_update()
-        .first()
+    unguarded = _unguarded_claims()
+    registration = PartyRegistration.filter(
+        active_key=f"u{user_id}", community_id=post.community_id, status="approved"
     )
-    if registration is None:
+    if not unguarded:
+        # Locks the member's registration: a rejection or move of this member waits for
+        # us, and so does their next claim.
+        registration = registration.select_for_update()
+    if await registration.first() is None:
         if assigned_by is not None:
             raise NotPartyMember("该居民不是本社区已报到的党员，不能分配岗位")
         raise NotPartyMember()
-    term_key = f"{user_id}:{post.term}"
-    if await PostAssignment.exists(term_key=term_key):
-        raise AlreadyHasPost()
-    await _take_seat_in_tx(post)
+    term_key: str | None = f"{user_id}:{post.term}"
+    if unguarded:
+        await _take_unguarded_in_tx(post, user_id)
+        term_key = None
+    else:
+        if await PostAssignment.exists(term_key=term_key):
+            raise AlreadyHasPost()
+        await _take_seat_in_tx(post)
     try:
         async with in_transaction():
             return await PostAssignment.create(

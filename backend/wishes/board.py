@@ -7,6 +7,10 @@ item takes at most `quantity` live claims, held like seats by one guarded UPDATE
 confirms a claim (or declines it, freeing the place), either side records progress, and
 the claim is done when both sides have marked it done. Locks are taken item first, then
 claim, in every transition that touches both.
+
+Each step is told to the other side in the step's own transaction: the person who published
+the item hears of claims and cancellations, the person who made the claim hears of
+confirmation or refusal, and progress and completion go to whichever side did not act.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Invalid, NotFound
+from backend.core.outbox import enqueue
 from backend.core.pagination import PageOut, PageRequest, paginate
 from backend.orgs.models import Community, Unit
 from backend.wishes.exceptions import (
@@ -52,6 +57,7 @@ from backend.wishes.schemas import (
 MAX_ID = 2**63 - 1
 MAX_QUANTITY = 100
 MAX_SUGGESTIONS = 50
+BOARD_URL = "/h5/wishes/board"
 
 KIND_LABELS = {"need": "社区需求", "resource": "单位资源"}
 CLAIM_STATUS_LABELS = {
@@ -103,14 +109,22 @@ async def _sides(actor: User | None, item: BoardItem, claim: BoardClaim) -> Side
 # --- views ---
 
 
-def _item_fields(item: BoardItem) -> dict[str, Any]:
+def _publisher_name(item: BoardItem) -> str:
     publisher = item.community if item.kind == "need" else item.unit
+    return publisher.name if publisher else ""
+
+
+def _claimant_name(claim: BoardClaim) -> str:
+    return claim.unit.name if claim.unit_id is not None else claim.community.name
+
+
+def _item_fields(item: BoardItem) -> dict[str, Any]:
     return {
         "id": item.id,
         "kind": item.kind,
         "community_id": item.community_id,
         "unit_id": item.unit_id,
-        "publisher_name": publisher.name if publisher else "",
+        "publisher_name": _publisher_name(item),
         "title": item.title,
         "description": item.description,
         "category": item.category,
@@ -142,14 +156,13 @@ def _claim_actions(claim: BoardClaim, sides: Sides) -> list[str]:
 
 
 def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool) -> BoardClaimOut:
-    claimant = claim.unit if claim.unit_id is not None else claim.community
     party = sides.publisher or sides.claimant or admin
     return BoardClaimOut(
         id=claim.id,
         item_id=item.id,
         item_title=item.title,
         item_kind=item.kind,
-        claimant_name=claimant.name,
+        claimant_name=_claimant_name(claim),
         unit_id=claim.unit_id,
         community_id=claim.community_id,
         status=claim.status,
@@ -167,6 +180,10 @@ def _items():
     return BoardItem.all().select_related("community", "unit")
 
 
+def _claims():
+    return BoardClaim.all().select_related("unit", "community")
+
+
 async def _load_item(item_id: int) -> BoardItem:
     item = await _items().filter(id=item_id).first() if 1 <= item_id <= MAX_ID else None
     if item is None:
@@ -175,11 +192,7 @@ async def _load_item(item_id: int) -> BoardItem:
 
 
 async def _load_claim(claim_id: int) -> tuple[BoardClaim, BoardItem]:
-    claim = (
-        await BoardClaim.filter(id=claim_id).select_related("unit", "community").first()
-        if 1 <= claim_id <= MAX_ID
-        else None
-    )
+    claim = await _claims().filter(id=claim_id).first() if 1 <= claim_id <= MAX_ID else None
     if claim is None:
         raise NotFound("对接记录不存在")
     return claim, await _load_item(claim.item_id)
@@ -200,7 +213,7 @@ async def describe_item(item: BoardItem, viewer: User | None) -> BoardItemDetail
     admin = viewer is not None and await accounts_service.is_street_admin(viewer)
     publisher = await is_publisher(viewer, item)
     claims = []
-    for claim in await BoardClaim.filter(item_id=item.id).select_related("unit", "community"):
+    for claim in await _claims().filter(item_id=item.id):
         sides = Sides(publisher, await _is_claimant(viewer, claim))
         if claim.status in LIVE_BOARD_CLAIM_STATUSES or sides.publisher or sides.claimant:
             claims.append(_claim_out(claim, item, sides, admin=admin))
@@ -266,7 +279,7 @@ async def list_claims_for(*, actor: User, page: PageRequest) -> PageOut[BoardCla
     elif staff_of:
         scope |= Q(community_id__in=staff_of)
         scope |= Q(item__kind="need", item__community_id__in=staff_of)
-    query = BoardClaim.filter(scope).select_related("unit", "community")
+    query = _claims().filter(scope)
     result = await paginate(query, page, descending=True)
     admin = staff_of is None
     items = []
@@ -325,10 +338,66 @@ async def matching(*, actor: User) -> MatchingOut:
 # --- transitions ---
 
 
-async def _event(claim_id: int, action: str, actor: User, note: str = "") -> None:
-    await BoardEvent.create(
+async def _event(claim_id: int, action: str, actor: User, note: str = "") -> BoardEvent:
+    return await BoardEvent.create(
         claim_id=claim_id, action=action, actor_id=actor.id, note=note, created_at=clock.now()
     )
+
+
+# Per step: the notice's heading (before the item's title), its one-line summary and its
+# text; {by} is the side that took the step.
+STEP_NOTICES = {
+    "claimed": ("新的认领", "请确认或婉拒", "{by}认领了您发布的{kind}{what}，请尽快确认或婉拒。"),
+    "confirmed": ("认领已确认", "可以开始对接了", "{by}已确认您对{what}的认领，可以开始对接了。"),
+    "declined": ("认领未通过", "发布方已婉拒", "{by}婉拒了您对{what}的认领，感谢您的关注。"),
+    "cancelled": ("认领已取消", "名额已重新开放", "{by}取消了对{what}的认领，名额已重新开放。"),
+    "progress": ("对接有新进展", "{note}", "{by}更新了{what}的对接进展：{note}"),
+    "marked_done": (
+        "对方已标记完成",
+        "请核实后也标记完成",
+        "{by}已将{what}的对接标记为完成，请核实后也标记完成。",
+    ),
+    "done": ("对接已完成", "双方均已确认完成", "{what}的对接双方均已确认完成，感谢参与！"),
+}
+
+
+async def _notify(
+    item: BoardItem, claim: BoardClaim, event: BoardEvent, *, actor: User, by: Sides
+) -> None:
+    """Tell the other side of `by` about `event`: the claimant's person (who made the claim)
+    of a publisher's step, the publisher's person (who published the item) of a claimant's.
+    Keyed by the event, so a retried enqueue of the same step adds nothing."""
+    recipients = []
+    if by.publisher:
+        recipients.append(claim.claimed_by_id)
+    if by.claimant:
+        recipients.append(item.created_by_id)
+    heading, summary, body = STEP_NOTICES[event.action]
+    values = {
+        "by": _publisher_name(item) if by.publisher else _claimant_name(claim),
+        "kind": KIND_LABELS[item.kind],
+        "what": f"“{item.title}”",
+        "note": event.note,
+    }
+    for user_id in dict.fromkeys(recipients):
+        if user_id == actor.id:
+            continue
+        await enqueue(
+            template_key="notice",
+            context={
+                "title": f"{heading}：{item.title}",
+                "summary": summary.format(**values),
+                "body": body.format(**values),
+                "publisher": values["by"],
+                "url": f"{BOARD_URL}/{item.id}",
+            },
+            dedupe_key=f"board:{claim.id}:{event.id}:{user_id}",
+            user_id=user_id,
+        )
+
+
+PUBLISHER_STEP = Sides(publisher=True, claimant=False)
+CLAIMANT_STEP = Sides(publisher=False, claimant=True)
 
 
 async def publish_item(
@@ -418,7 +487,9 @@ async def claim_item(
                 status="pending",
                 created_at=clock.now(),
             )
-            await _event(claim.id, "claimed", actor)
+            event = await _event(claim.id, "claimed", actor)
+            claim = await _claims().get(id=claim.id)
+            await _notify(item, claim, event, actor=actor, by=CLAIMANT_STEP)
     except IntegrityError as exc:
         raise BoardAlreadyClaimed() from exc
     return await _claim_view(claim.id, actor)
@@ -454,7 +525,8 @@ async def confirm_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
             status="confirmed", confirmed_at=clock.now()
         ):
             raise BoardClaimStateInvalid()
-        await _event(claim.id, "confirmed", actor)
+        event = await _event(claim.id, "confirmed", actor)
+        await _notify(item, claim, event, actor=actor, by=PUBLISHER_STEP)
     return await _claim_view(claim.id, actor)
 
 
@@ -470,7 +542,9 @@ async def _end_claim(
             status=to_status, live_key=None
         ):
             raise BoardClaimStateInvalid()
-        await _event(claim.id, to_status, actor)
+        event = await _event(claim.id, to_status, actor)
+        by = PUBLISHER_STEP if side == "publisher" else CLAIMANT_STEP
+        await _notify(item, claim, event, actor=actor, by=by)
     return await _claim_view(claim.id, actor)
 
 
@@ -500,11 +574,12 @@ async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClai
     """Either side notes how a confirmed claim is going (kept in its history)."""
     note = _clean(note, field="note", label="进展", low=2, high=500)
     claim, item = await _load_claim(claim_id)
-    await _require(actor, item, claim, side="either")
+    sides = await _require(actor, item, claim, side="either")
     async with in_transaction():
         if not await BoardClaim.filter(id=claim.id, status="confirmed").update(progress_note=note):
             raise BoardClaimStateInvalid()
-        await _event(claim.id, "progress", actor, note)
+        event = await _event(claim.id, "progress", actor, note)
+        await _notify(item, claim, event, actor=actor, by=sides)
     return await _claim_view(claim.id, actor)
 
 
@@ -525,12 +600,14 @@ async def mark_done(*, actor: User, claim_id: int) -> BoardClaimOut:
             ).update(claimant_done_at=now)
         if not marked:
             raise BoardClaimStateInvalid()
-        await _event(claim.id, "marked_done", actor)
+        event = await _event(claim.id, "marked_done", actor)
         if await BoardClaim.filter(
             id=claim.id,
             status="confirmed",
             publisher_done_at__isnull=False,
             claimant_done_at__isnull=False,
         ).update(status="done", done_at=now):
-            await _event(claim.id, "done", actor)
+            event = await _event(claim.id, "done", actor)
+        # One notice per call: the claim finished, or the other side is asked to finish it.
+        await _notify(item, claim, event, actor=actor, by=sides)
     return await _claim_view(claim.id, actor)

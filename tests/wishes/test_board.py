@@ -7,11 +7,13 @@ import asyncio
 import httpx
 import pytest
 
+from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid, NotFound
+from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
 from backend.wishes import board
 from backend.wishes import exceptions as exc
-from backend.wishes.models import BoardClaim, BoardItem
+from backend.wishes.models import BoardClaim, BoardEvent, BoardItem
 from tests.factories import auth_headers, make_unit, make_user
 from tests.wishes.conftest import World
 
@@ -210,6 +212,145 @@ async def test_lists_filter(world: World) -> None:
     ]
     with pytest.raises(Invalid):
         await board.list_items(page=page, kind="wish")
+
+
+# --- notices: each step tells the other side, once ---
+
+
+async def board_notices() -> list[OutboxMessage]:
+    return await OutboxMessage.filter(dedupe_key__startswith="board:").order_by("id")
+
+
+async def who_heard_what() -> list[tuple[int | None, str]]:
+    """(recipient, heading) of every queued board notice, in order."""
+    return [(r.user_id, r.context["title"].split("：")[0]) for r in await board_notices()]
+
+
+async def see_a_need_through(world: World) -> int:
+    """A need claimed, confirmed, noted by both sides and done; each step also repeated
+    where a repeat is refused. Returns the need's id."""
+    need = await publish_need(world)
+    claim = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    with pytest.raises(exc.BoardAlreadyClaimed):
+        await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.confirm_claim(actor=world.staff, claim_id=claim.id)
+    await board.record_progress(
+        actor=world.unit_member, claim_id=claim.id, note="已安排 3 名老师，本周二开始"
+    )
+    await board.record_progress(actor=world.staff, claim_id=claim.id, note="老人们很期待")
+    await board.mark_done(actor=world.staff, claim_id=claim.id)
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.mark_done(actor=world.staff, claim_id=claim.id)
+    await board.mark_done(actor=world.unit_member, claim_id=claim.id)
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.mark_done(actor=world.unit_member, claim_id=claim.id)
+    return need.id
+
+
+async def decline_then_cancel_a_resource(world: World) -> int:
+    """A resource claimed and declined, claimed again and cancelled. Returns its id."""
+    resource = await publish_resource(world)
+    first = await board.claim_item(
+        actor=world.other_staff, item_id=resource.id, community_id=world.other_community.id
+    )
+    await board.decline_claim(actor=world.unit_member, claim_id=first.id)
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.decline_claim(actor=world.unit_member, claim_id=first.id)
+    second = await board.claim_item(
+        actor=world.other_staff, item_id=resource.id, community_id=world.other_community.id
+    )
+    await board.cancel_claim(actor=world.other_staff, claim_id=second.id)
+    with pytest.raises(exc.BoardClaimStateInvalid):
+        await board.cancel_claim(actor=world.other_staff, claim_id=second.id)
+    return resource.id
+
+
+async def test_each_step_on_a_need_tells_the_other_side_once(world: World) -> None:
+    await publish_need(world)
+    assert await who_heard_what() == []  # publishing tells nobody
+    await see_a_need_through(world)
+    staff, member = world.staff.id, world.unit_member.id
+    assert await who_heard_what() == [
+        (staff, "新的认领"),
+        (member, "认领已确认"),
+        (staff, "对接有新进展"),
+        (member, "对接有新进展"),
+        (member, "对方已标记完成"),
+        (staff, "对接已完成"),
+    ]
+    claimed, confirmed, progress, *_ = [r.context for r in await board_notices()]
+    assert claimed["body"] == "育才学校认领了您发布的社区需求“助老陪护志愿者”，请尽快确认或婉拒。"
+    assert claimed["publisher"] == "育才学校"
+    assert confirmed["publisher"] == "大田社区"
+    assert progress["body"].endswith("：已安排 3 名老师，本周二开始")
+
+
+async def test_declines_and_cancellations_on_a_resource_are_told(world: World) -> None:
+    await decline_then_cancel_a_resource(world)
+    # The resource's publisher is the unit member who offered it; the claimant the staff member.
+    publisher, claimant = world.unit_member.id, world.other_staff.id
+    assert await who_heard_what() == [
+        (publisher, "新的认领"),
+        (claimant, "认领未通过"),
+        (publisher, "新的认领"),
+        (publisher, "认领已取消"),
+    ]
+    declined, cancelled = [(await board_notices())[i].context for i in (1, 3)]
+    assert declined["publisher"] == "育才学校"
+    assert cancelled["publisher"] == "新闸社区"
+
+
+async def test_a_retried_notice_is_queued_once(world: World) -> None:
+    need = await publish_need(world)
+    made = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    claim, item = await board._load_claim(made.id)
+    event = await BoardEvent.get(claim_id=claim.id, action="claimed")
+    # The same step enqueued again (a retry): its dedupe key is already there.
+    await board._notify(item, claim, event, actor=world.unit_member, by=board.CLAIMANT_STEP)
+    assert await who_heard_what() == [(world.staff.id, "新的认领")]
+
+
+async def test_nobody_is_told_of_their_own_step(world: World) -> None:
+    # Staff of the other community and a member of the offering unit: both sides at once.
+    both = await make_user(
+        nickname="孙干事", unit=world.unit, community=world.other_community, roles=["staff"]
+    )
+    resource = await board.publish_item(
+        actor=both,
+        kind="resource",
+        unit_id=world.unit.id,
+        title="会议室借用",
+        description="周末可借用学校会议室。",
+        category="场地设施",
+        quantity=1,
+    )
+    claim = await board.claim_item(
+        actor=both, item_id=resource.id, community_id=world.other_community.id
+    )
+    await board.confirm_claim(actor=both, claim_id=claim.id)
+    await board.mark_done(actor=both, claim_id=claim.id)
+    assert (await BoardClaim.get(id=claim.id)).status == "done"
+    assert await who_heard_what() == []
+
+
+async def test_every_board_notice_renders_for_wechat(world: World) -> None:
+    from bot.render import render
+
+    need_id = await see_a_need_through(world)
+    resource_id = await decline_then_cancel_a_resource(world)
+    rows = await board_notices()
+    assert {r.context["title"].split("：")[0] for r in rows} == {
+        heading for heading, _, _ in board.STEP_NOTICES.values()
+    }
+    for row in rows:
+        assert row.template_key == "notice" and row.channel == "user"
+        rendered = render("notice", row.context, now=clock.now(), timezone="Asia/Shanghai")
+        assert rendered.url in (f"/h5/wishes/board/{need_id}", f"/h5/wishes/board/{resource_id}")
+        assert all(rendered.fields.values())
+        assert len(rendered.fields["thing1"]) <= 20 and len(rendered.fields["thing4"]) <= 20
+        assert row.context["body"] in rendered.markdown
 
 
 QUANTITY = 5
