@@ -5,6 +5,8 @@ stock, a user's live redemptions of a reward) is changed only by guarded stateme
 backend.points.service and backend.points.rewards.
 """
 
+from datetime import datetime
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -122,10 +124,27 @@ class Reward(Model):
     active = fields.BooleanField(default=True)
     created_by = fields.ForeignKeyField("linli.User", related_name="rewards_created", null=True)
     created_at = fields.DatetimeField()
+    # Not a column: when the uploaded picture last changed (None without one), filled in by
+    # backend.points.rewards on the rewards it hands out, so lists never load the bytes.
+    picture_at: datetime | None = None
 
     class Meta:
         table = "points_reward"
         indexes = (("community_id", "active"),)
+
+
+class RewardPicture(Model):
+    """The picture staff uploaded for a reward, shown on the shop (replaced by a new upload)."""
+
+    id = fields.BigIntField(primary_key=True)
+    reward = fields.OneToOneField("linli.Reward", related_name="picture")
+    # Taken from the file's first bytes, never from what the uploader declared.
+    content_type = fields.CharField(max_length=32)
+    content = fields.BinaryField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "points_reward_picture"
 
 
 class RewardHolding(Model):

@@ -9,6 +9,10 @@ everywhere: holding, user (and their batches), reward.
 A redemption waits for pickup with a random code. Staff verify it once; staff may cancel
 it, and the bot expires it after the reward's pickup days: both return the points into
 the batches they came from, the stock and the per-user allowance.
+
+A reward's picture is uploaded by staff and served from this site, because the H5 pages
+only load images from their own origin; an external https:// address staff typed is kept
+for the mini-program and shown when no picture was uploaded.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
+from backend.core import images
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, Invalid, NotFound
@@ -33,7 +38,13 @@ from backend.orgs.models import Community
 from backend.points import service as points_service
 from backend.points import unguarded
 from backend.points.exceptions import LimitReached, NotOnSale, OutOfStock
-from backend.points.models import PointsLedgerEntry, Redemption, Reward, RewardHolding
+from backend.points.models import (
+    PointsLedgerEntry,
+    Redemption,
+    Reward,
+    RewardHolding,
+    RewardPicture,
+)
 
 log = logging.getLogger("linli.points.rewards")
 
@@ -51,6 +62,7 @@ MAX_STOCK = 100_000
 MAX_PER_USER = 100
 BATCH_SIZE = 200
 VERIFY_PATH = "/h5/points/staff/verify"
+PICTURE_PATH = "/api/v1/rewards/{reward_id}/picture"
 
 
 _CLOSED = {
@@ -96,8 +108,10 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
                 errors[field] = f"{label}不能超过 {limit} 个字"
     if "title" in clean and not clean["title"]:
         errors["title"] = "请填写礼品名称"
+    # Same-site paths are the uploaded pictures' alone: a typed one could make every
+    # shop visitor's browser request any page of this site.
     url = clean.get("image_url")
-    if url and not (url.startswith("https://") or url.startswith("/")):
+    if url and not url.startswith("https://"):
         errors["image_url"] = "图片地址须以 https:// 开头"
     for field, low, high, label in (
         ("cost", 1, MAX_COST, "所需积分"),
@@ -136,15 +150,17 @@ async def create_reward(
     title: str,
     cost: int,
     stock: int,
-    per_user_limit: int = 1,
+    per_user_limit: int | None = None,
     description: str = "",
     image_url: str = "",
     on_sale_from: datetime | None = None,
     on_sale_until: datetime | None = None,
     pickup_place: str = "",
     pickup_days: int | None = None,
+    picture: bytes | None = None,
 ) -> Reward:
-    """A new reward of a community, put up by its staff (or a street admin)."""
+    """A new reward of a community (with its picture, if given), put up by its staff (or a
+    street admin); with anything invalid nothing is written."""
     if not await Community.exists(id=community_id):
         raise Invalid(fields={"community_id": "社区不存在"})
     await accounts_service.require_staff_of(actor, community_id)
@@ -153,7 +169,7 @@ async def create_reward(
             "title": title,
             "cost": cost,
             "stock": stock,
-            "per_user_limit": per_user_limit,
+            "per_user_limit": 1 if per_user_limit is None else per_user_limit,
             "description": description,
             "image_url": image_url,
             "on_sale_from": on_sale_from,
@@ -163,11 +179,15 @@ async def create_reward(
         },
         creating=True,
     )
-    reward = await Reward.create(
-        community_id=community_id, created_by_id=actor.id, created_at=clock.now(), **values
-    )
+    picture_type = _picture_type(picture)
+    async with in_transaction():
+        reward = await Reward.create(
+            community_id=community_id, created_by_id=actor.id, created_at=clock.now(), **values
+        )
+        if picture is not None:
+            await _store_picture(reward.id, picture_type, picture)
     log.info("reward %s put up by user %s", reward.id, actor.id)
-    return reward
+    return await get_reward(reward_id=reward.id)
 
 
 EDITABLE = (
@@ -184,9 +204,12 @@ EDITABLE = (
 )
 
 
-async def update_reward(*, actor: User, reward_id: int, changes: dict[str, Any]) -> Reward:
-    """Change a reward's details (not its stock): redemptions made keep the cost they paid."""
-    reward = await get_reward(reward_id=reward_id)
+async def update_reward(
+    *, actor: User, reward_id: int, changes: dict[str, Any], picture: bytes | None = None
+) -> Reward:
+    """Change a reward's details (not its stock) and, if given, replace its picture, all or
+    nothing: redemptions made keep the cost they paid."""
+    reward = await _reward(reward_id)
     await accounts_service.require_staff_of(actor, reward.community_id)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
@@ -200,14 +223,19 @@ async def update_reward(*, actor: User, reward_id: int, changes: dict[str, Any])
     for field in ("title", "cost", "per_user_limit", "pickup_days", "active"):
         if field in values and values[field] is None:
             raise Invalid(fields={field: "不能为空"})
-    if values:
-        await Reward.filter(id=reward.id).update(**values)
+    picture_type = _picture_type(picture)
+    async with in_transaction():
+        if values:
+            await Reward.filter(id=reward.id).update(**values)
+        if picture is not None:
+            await _store_picture(reward.id, picture_type, picture)
+            log.info("reward %s picture uploaded by user %s", reward.id, actor.id)
     return await get_reward(reward_id=reward.id)
 
 
 async def change_stock(*, actor: User, reward_id: int, delta: int) -> Reward:
     """Add stock (or take it back), never below zero whatever is being redeemed meanwhile."""
-    reward = await get_reward(reward_id=reward_id)
+    reward = await _reward(reward_id)
     await accounts_service.require_staff_of(actor, reward.community_id)
     if delta == 0 or abs(delta) > MAX_STOCK:
         raise Invalid(fields={"delta": f"库存变化须在 ±1–{MAX_STOCK} 之间"})
@@ -220,11 +248,17 @@ async def change_stock(*, actor: User, reward_id: int, delta: int) -> Reward:
     return await get_reward(reward_id=reward.id)
 
 
-async def get_reward(*, reward_id: int) -> Reward:
-    """The reward with this id, or NotFound."""
+async def _reward(reward_id: int) -> Reward:
     reward = await Reward.get_or_none(id=reward_id)
     if reward is None:
         raise NotFound("礼品不存在")
+    return reward
+
+
+async def get_reward(*, reward_id: int) -> Reward:
+    """The reward with this id, ready to be shown with its picture, or NotFound."""
+    reward = await _reward(reward_id)
+    await _with_pictures([reward])
     return reward
 
 
@@ -241,7 +275,9 @@ async def list_rewards(
             Q(on_sale_from__isnull=True) | Q(on_sale_from__lte=now),
             Q(on_sale_until__isnull=True) | Q(on_sale_until__gt=now),
         )
-    return await paginate(query, page)
+    result = await paginate(query, page)
+    await _with_pictures(result.items)
+    return result
 
 
 async def list_managed_rewards(
@@ -249,7 +285,81 @@ async def list_managed_rewards(
 ) -> Page[Reward]:
     """Every reward of a community, withdrawn ones too, for its staff; newest first."""
     await accounts_service.require_staff_of(actor, community_id)
-    return await paginate(Reward.filter(community_id=community_id), page, descending=True)
+    result = await paginate(Reward.filter(community_id=community_id), page, descending=True)
+    await _with_pictures(result.items)
+    return result
+
+
+# --- pictures ---
+
+
+async def _with_pictures(rewards: list[Reward]) -> None:
+    """Tell each reward when its picture last changed, without loading any picture."""
+    if not rewards:
+        return
+    ids = [reward.id for reward in rewards]
+    changed = dict(
+        await RewardPicture.filter(reward_id__in=ids).values_list("reward_id", "updated_at")
+    )
+    for reward in rewards:
+        reward.picture_at = changed.get(reward.id)
+
+
+def picture_version(picture_at: datetime) -> str:
+    """What names one upload of a picture in its address (a new upload, a new address)."""
+    return str(int(picture_at.timestamp() * 1000))
+
+
+def image_url(reward: Reward) -> str:
+    """The picture a reader is shown: the uploaded one on this site, else the external
+    https:// address staff gave (for the mini-program), else ""."""
+    if reward.picture_at is None:
+        return reward.image_url
+    path = PICTURE_PATH.format(reward_id=reward.id)
+    return f"{path}?v={picture_version(reward.picture_at)}"
+
+
+def _picture_type(content: bytes | None) -> str:
+    """The content type of an acceptable picture ("" for none), or Invalid."""
+    if content is None:
+        return ""
+    return images.check_image(content, field="picture", label="礼品图片")
+
+
+async def _store_picture(reward_id: int, content_type: str, content: bytes) -> None:
+    """In the caller's transaction: this becomes the reward's one picture."""
+    values = {"content_type": content_type, "content": content, "updated_at": clock.now()}
+    if await RewardPicture.filter(reward_id=reward_id).update(**values):
+        return
+    try:
+        async with in_transaction():  # a savepoint: a first upload may race another
+            await RewardPicture.create(reward_id=reward_id, **values)
+    except IntegrityError:
+        await RewardPicture.filter(reward_id=reward_id).update(**values)
+
+
+async def set_picture(*, actor: User, reward_id: int, content: bytes) -> Reward:
+    """Show this JPG, PNG or WebP for the reward from now on, replacing any earlier one;
+    a file that is not such a picture (or too big) is refused with nothing written."""
+    return await update_reward(actor=actor, reward_id=reward_id, changes={}, picture=content)
+
+
+async def remove_picture(*, actor: User, reward_id: int) -> Reward:
+    """Stop showing the uploaded picture (the external address, if any, shows again);
+    removing a picture that is not there changes nothing."""
+    reward = await _reward(reward_id)
+    await accounts_service.require_staff_of(actor, reward.community_id)
+    if await RewardPicture.filter(reward_id=reward.id).delete():
+        log.info("reward %s picture removed by user %s", reward.id, actor.id)
+    return await get_reward(reward_id=reward.id)
+
+
+async def get_picture(*, reward_id: int) -> RewardPicture:
+    """The uploaded picture of a reward, for anyone (like the reward), or NotFound."""
+    picture = await RewardPicture.get_or_none(reward_id=reward_id)
+    if picture is None:
+        raise NotFound("该礼品没有上传图片")
+    return picture
 
 
 # --- redeeming ---
@@ -300,7 +410,7 @@ async def _notify_ready(redemption: Redemption, reward: Reward) -> None:
 async def redeem_reward(*, user: User, reward_id: int) -> Redemption:
     """Take the points, one unit of stock and one of the user's allowance together, or none
     of them: the redemption waits for pickup with a fresh code, and the user is told."""
-    reward = await get_reward(reward_id=reward_id)
+    reward = await _reward(reward_id)
     now = clock.now()
     if not is_on_sale(reward, now):
         raise NotOnSale()
@@ -512,6 +622,7 @@ async def get_redemption(*, viewer: User, redemption_id: int) -> Redemption:
     ):
         raise NotFound("兑换记录不存在")
     await redemption.fetch_related("reward")
+    await _with_pictures([redemption.reward])
     return redemption
 
 

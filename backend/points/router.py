@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, File, Header, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from backend.accounts.deps import CurrentUser, StaffUser, StreetAdmin
 from backend.accounts.schemas import MAX_ORG_ID
+from backend.core import images
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
 from backend.core.pagination import PageOut, PageParams
@@ -47,11 +48,21 @@ RewardId = Annotated[int, Path(ge=1, le=MAX_ID)]
 RedemptionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# A versioned picture address never changes what it serves (a new upload gets a new
+# address); any other request for it may be a little stale.
+PICTURE_CACHE_VERSIONED = "public, max-age=31536000, immutable"
+PICTURE_CACHE_LATEST = "public, max-age=300"
 
 
 def reward_out(reward: Reward) -> RewardOut:
-    stored = {name: getattr(reward, name) for name in RewardOut.model_fields if name != "on_sale"}
-    return RewardOut(**stored, on_sale=rewards.is_on_sale(reward))
+    """The API view of a reward read through backend.points.rewards (its picture known)."""
+    computed = ("on_sale", "image_url")
+    stored = {
+        name: getattr(reward, name) for name in RewardOut.model_fields if name not in computed
+    }
+    return RewardOut(
+        **stored, image_url=rewards.image_url(reward), on_sale=rewards.is_on_sale(reward)
+    )
 
 
 def redemption_out(redemption: Redemption) -> RedemptionOut:
@@ -327,6 +338,58 @@ async def update_reward(reward_id: RewardId, body: RewardPatch, actor: StaffUser
     changes = body.model_dump(exclude_unset=True)
     reward = await rewards.update_reward(actor=actor, reward_id=reward_id, changes=changes)
     return reward_out(reward)
+
+
+@router.put(
+    "/rewards/{reward_id}/picture",
+    response_model=RewardOut,
+    summary="上传礼品图片（该社区工作人员；multipart 字段 picture），再次上传即替换",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def put_reward_picture(
+    reward_id: RewardId,
+    actor: StaffUser,
+    picture: Annotated[UploadFile, File(description="JPG、PNG 或 WebP，不超过 2 MB")],
+) -> RewardOut:
+    # One byte over the limit is enough for the service to refuse it.
+    content = await picture.read(images.MAX_IMAGE_BYTES + 1)
+    reward = await rewards.set_picture(actor=actor, reward_id=reward_id, content=content)
+    return reward_out(reward)
+
+
+@router.delete(
+    "/rewards/{reward_id}/picture",
+    response_model=RewardOut,
+    summary="删除上传的礼品图片（该社区工作人员）；没有图片时不变",
+    responses=responses(401, 403, 404, 422, 429),
+)
+async def delete_reward_picture(reward_id: RewardId, actor: StaffUser) -> RewardOut:
+    return reward_out(await rewards.remove_picture(actor=actor, reward_id=reward_id))
+
+
+@router.get(
+    "/rewards/{reward_id}/picture",
+    summary="礼品图片（无需登录）；礼品的 image_url 即带版本号的本地址",
+    response_class=Response,
+    responses={
+        200: {"content": {t: {} for t in images.IMAGE_TYPES}, "description": "图片"},
+        **responses(404, 422, 429),
+    },
+)
+async def get_reward_picture(
+    reward_id: RewardId,
+    v: Annotated[str | None, Query(max_length=32, description="版本号（image_url 中带有）")] = None,
+) -> Response:
+    picture = await rewards.get_picture(reward_id=reward_id)
+    versioned = v == rewards.picture_version(picture.updated_at)
+    return Response(
+        picture.content,
+        media_type=picture.content_type,
+        headers={
+            "Cache-Control": PICTURE_CACHE_VERSIONED if versioned else PICTURE_CACHE_LATEST,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post(

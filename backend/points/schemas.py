@@ -168,7 +168,12 @@ class RewardIn(BaseModel):
     stock: int = Field(strict=True, ge=-INT32, le=INT32, description="库存")
     per_user_limit: int = Field(default=1, strict=True, ge=-INT32, le=INT32)
     description: str = Field(default="", max_length=1000)
-    image_url: str = Field(default="", max_length=500, description="图片地址（https://）")
+    image_url: str = Field(
+        default="",
+        max_length=500,
+        description="外部图片地址（https://，供小程序显示）；"
+        "上传图片请用 PUT /rewards/{id}/picture",
+    )
     on_sale_from: AwareDatetime | None = None
     on_sale_until: AwareDatetime | None = None
     pickup_place: str = Field(default="", max_length=100)
@@ -205,7 +210,10 @@ class RewardOut(BaseModel):
     community_id: int
     title: str
     description: str
-    image_url: str
+    image_url: str = Field(
+        description="图片：上传过图片时为本站地址（带版本号，换图即变），否则为外部 https:// 地址，"
+        "都没有为空"
+    )
     cost: int
     stock: int
     per_user_limit: int

@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
+from backend.core import images
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -73,13 +74,7 @@ from backend.wishes.schemas import (
 MAX_ID = 2**63 - 1
 POINTS_SOURCE = "wish"
 MAX_NEEDED_BY_DAYS = 365
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
-# Magic numbers, so a file is what its content type says before anyone is shown it.
-PHOTO_SIGNATURES = {
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/webp": (b"RIFF",),
-}
+MAX_PHOTO_BYTES = images.MAX_IMAGE_BYTES
 
 STATUS_LABELS = {
     "pending_review": "待审核",
@@ -203,15 +198,12 @@ def _check_needed_by(needed_by: date | None) -> None:
         raise Invalid(fields={"needed_by": "日期须在今天到一年之内"})
 
 
-def _check_photo(photo: tuple[str, bytes] | None) -> None:
+def _check_photo(photo: tuple[str, bytes] | None) -> tuple[str, bytes] | None:
+    """The photo with the type its content shows (whatever was declared), or Invalid."""
     if photo is None:
-        return
-    content_type, content = photo
-    signatures = PHOTO_SIGNATURES.get(content_type)
-    if signatures is None or not content.startswith(signatures):
-        raise Invalid(fields={"photo": "照片须为 JPG、PNG 或 WebP 图片"})
-    if len(content) > MAX_PHOTO_BYTES:
-        raise Invalid(fields={"photo": "照片不能超过 2 MB"})
+        return None
+    content = photo[1]
+    return images.check_image(content, field="photo", label="照片"), content
 
 
 def _claim_due(needed_by: date | None, now: datetime) -> datetime:
@@ -762,7 +754,7 @@ async def fulfil_wish(
 ) -> WishDetailOut:
     """The claimer reports the wish done (with a note and an optional photo), once."""
     note = _clean(note, field="note", label="完成情况", low=2, high=500)
-    _check_photo(photo)
+    photo = _check_photo(photo)
     wish = await _load(wish_id)
     if wish.claimer_id != user.id:
         raise NotClaimer()

@@ -9,11 +9,12 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Form, Path, Query, Request, Response
+from fastapi import File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
+from backend.core import images
 from backend.core.checkin import qr_svg
 from backend.core.clock import clock
 from backend.core.config import get_settings
@@ -25,6 +26,7 @@ from backend.orgs import service as orgs_service
 from backend.orgs.models import Community
 from backend.points import reports, rewards
 from backend.points import service as points_service
+from backend.points.models import Reward
 from h5.page import page_router, see_other
 from h5.render import Action, describe_error, local_time, render, render_message
 from h5.session import CurrentUser
@@ -43,6 +45,7 @@ DONE = {
     "saved": "已保存",
     "created": "礼品已上架",
     "stock": "库存已更新",
+    "picture_removed": "图片已删除",
     "adjusted": "积分已调整",
     "rule": "规则已添加",
     "withdrawn": "规则已撤回",
@@ -77,6 +80,20 @@ def _signed(value: str) -> int:
     return int(text)
 
 
+def _picture_src(reward: Reward) -> str | None:
+    """The reward's picture if this site serves it: the pages' CSP loads no other images."""
+    url = rewards.image_url(reward)
+    return url if url.startswith("/") and not url.startswith("//") else None
+
+
+async def _picture(upload: UploadFile | None) -> bytes | None:
+    """The file chosen in a form's picture input (None when nothing was chosen)."""
+    if upload is None or not upload.filename:
+        return None
+    # One byte over the limit is enough for the service to refuse it.
+    return await upload.read(images.MAX_IMAGE_BYTES + 1)
+
+
 async def _page(request: Request, user: User, template: str, **context: Any) -> HTMLResponse:
     """Render a points page with what every one of them needs."""
     status_code = context.pop("status_code", 200)
@@ -91,6 +108,7 @@ async def _page(request: Request, user: User, template: str, **context: Any) -> 
         status_names=rewards.STATUS_NAMES,
         local=local_time,
         day=_day,
+        picture_src=_picture_src,
         done=DONE.get(done or ""),
         **context,
     )
@@ -469,6 +487,7 @@ async def new_reward(
 
 
 RewardText = Annotated[str, Form(max_length=1000)]
+PictureFile = Annotated[UploadFile | None, File()]
 
 
 @router.post("/h5/points/staff/rewards")
@@ -486,6 +505,7 @@ async def create_reward(
     on_sale_until: RewardText = "",
     pickup_place: RewardText = "",
     pickup_days: RewardText = "",
+    picture: PictureFile = None,
 ) -> Response:
     form = {
         "title": title,
@@ -502,7 +522,9 @@ async def create_reward(
     community = await _staff_community(user, community_id)
     try:
         values = _reward_values(form, creating=True)
-        reward = await rewards.create_reward(actor=user, community_id=community.id, **values)
+        reward = await rewards.create_reward(
+            actor=user, community_id=community.id, picture=await _picture(picture), **values
+        )
     except Invalid as exc:
         return await _staff_page(
             request,
@@ -547,6 +569,7 @@ async def update_reward(
     pickup_place: RewardText = "",
     pickup_days: RewardText = "",
     active: Annotated[str, Form(max_length=5)] = "",
+    picture: PictureFile = None,
 ) -> Response:
     form = {
         "title": title,
@@ -563,7 +586,9 @@ async def update_reward(
     community = await _staff_community(user, str(reward.community_id))
     try:
         values = _reward_values(form, creating=False) | {"active": active == "1"}
-        await rewards.update_reward(actor=user, reward_id=reward_id, changes=values)
+        await rewards.update_reward(
+            actor=user, reward_id=reward_id, changes=values, picture=await _picture(picture)
+        )
     except Invalid as exc:
         return await _staff_page(
             request,
@@ -587,6 +612,12 @@ async def change_stock(
 ) -> Response:
     await rewards.change_stock(actor=user, reward_id=reward_id, delta=_signed(delta))
     return see_other(f"/h5/points/staff/rewards/{reward_id}?done=stock")
+
+
+@router.post("/h5/points/staff/rewards/{reward_id}/picture/delete")
+async def remove_picture(request: Request, reward_id: ObjectId, user: CurrentUser) -> Response:
+    await rewards.remove_picture(actor=user, reward_id=reward_id)
+    return see_other(f"/h5/points/staff/rewards/{reward_id}?done=picture_removed")
 
 
 @router.get("/h5/points/staff/adjust")

@@ -6,15 +6,17 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
 from openpyxl import load_workbook
 
 from backend.accounts.models import User
+from backend.core.clock import clock
 from backend.orgs.models import Community
 from backend.points import rewards, service
-from backend.points.models import Redemption, Reward
+from backend.points.models import Redemption, Reward, RewardPicture
 from tests.factories import make_community, make_user, session_cookies
 from tests.h5.conftest import csrf_token
 
@@ -55,10 +57,11 @@ def as_user(client: httpx.AsyncClient, user: User) -> httpx.AsyncClient:
 
 
 async def post_form(
-    client: httpx.AsyncClient, page: str, action: str, data: dict
+    client: httpx.AsyncClient, page: str, action: str, data: dict, files: dict | None = None
 ) -> httpx.Response:
+    """Post a form as the browser does: with files it is multipart, the token a field."""
     html = (await client.get(page)).text
-    return await client.post(action, data={"csrf_token": csrf_token(html), **data})
+    return await client.post(action, data={"csrf_token": csrf_token(html), **data}, files=files)
 
 
 async def test_my_points_shows_balance_expiry_and_history(client, shop):
@@ -324,3 +327,128 @@ async def test_a_huge_id_is_a_page_not_a_500(client, shop):
     for path in ("/h5/points/rewards/99999999999999999999", "/h5/points/redemptions/0"):
         response = await client.get(path)
         assert response.status_code == 422, path
+
+
+# --- reward pictures ---
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+_IMG = re.compile(r'<img class="[^"]*" src="([^"]+)"')
+
+# What a browser sends for a file input left empty.
+NO_FILE = ("", b"", "application/octet-stream")
+
+
+def upload(name: str, content: bytes, declared: str = "image/png") -> dict:
+    return {"picture": (name, content, declared)}
+
+
+async def test_staff_upload_a_picture_that_the_shop_shows(client, shop):
+    as_user(client, shop.staff)
+    created = await post_form(
+        client,
+        "/h5/points/staff/rewards/new",
+        "/h5/points/staff/rewards",
+        {"community_id": str(shop.community.id), "title": "理发券", "cost": "80", "stock": "10"},
+        upload("haircut.png", PNG),
+    )
+    assert created.status_code == 303, created.text
+    reward = await Reward.get(title="理发券")
+
+    as_user(client, shop.resident)
+    shop_page = await client.get("/h5/points/rewards")
+    sources = _IMG.findall(shop_page.text)
+    assert len(sources) == 1 and sources[0].startswith(f"/api/v1/rewards/{reward.id}/picture?v=")
+    served = await client.get(sources[0])
+    assert served.status_code == 200 and served.content == PNG
+    assert served.headers["content-type"] == "image/png"
+    for path in (f"/h5/points/rewards/{reward.id}", f"/h5/points/rewards/{reward.id}/redeem"):
+        assert _IMG.findall((await client.get(path)).text) == sources, path
+    # The bag has no picture: its letter stands in.
+    assert "环保购物袋" in shop_page.text and 'class="pt-glyph"' in shop_page.text
+
+
+async def test_staff_replace_and_remove_a_picture_on_the_edit_form(client, shop):
+    as_user(client, shop.staff)
+    edit_url = f"/h5/points/staff/rewards/{shop.bag.id}"
+    fields = {"title": "环保购物袋", "cost": "50", "per_user_limit": "1", "pickup_days": "7"}
+    first = await post_form(
+        client, edit_url, edit_url, fields | {"active": "1"}, upload("bag.png", PNG)
+    )
+    assert first.status_code == 303
+    page = await client.get(edit_url)
+    assert "更换图片" in page.text and "删除图片" in page.text
+    old_src = _IMG.findall(page.text)[0]
+
+    # Saving other fields without choosing a file keeps the picture.
+    kept = await post_form(
+        client, edit_url, edit_url, fields | {"active": "1"}, {"picture": NO_FILE}
+    )
+    assert kept.status_code == 303
+    assert _IMG.findall((await client.get(edit_url)).text) == [old_src]
+
+    clock.advance(timedelta(seconds=2))
+    replaced = await post_form(
+        client, edit_url, edit_url, fields | {"active": "1"}, upload("bag.jpg", JPEG, "image/jpeg")
+    )
+    assert replaced.status_code == 303
+    new_src = _IMG.findall((await client.get(edit_url)).text)[0]
+    assert new_src != old_src
+    assert (await client.get(new_src)).content == JPEG
+
+    removed = await post_form(client, edit_url, f"{edit_url}/picture/delete", {})
+    assert removed.status_code == 303
+    page = await client.get(removed.headers["location"])
+    assert "图片已删除" in page.text and "删除图片" not in page.text
+    assert _IMG.findall(page.text) == []
+    assert (await client.get(new_src)).status_code == 404
+
+
+async def test_a_bad_picture_is_refused_with_nothing_saved(client, shop):
+    as_user(client, shop.staff)
+    edit_url = f"/h5/points/staff/rewards/{shop.bag.id}"
+    refused = await post_form(
+        client,
+        edit_url,
+        edit_url,
+        {"title": "新名字", "cost": "60", "per_user_limit": "1", "pickup_days": "7", "active": "1"},
+        upload("bag.png", b"GIF89a" + b"\x00" * 16),
+    )
+    assert refused.status_code == 422
+    assert "礼品图片须为 JPG、PNG 或 WebP 图片" in refused.text
+    reward = await Reward.get(id=shop.bag.id)
+    assert (reward.title, reward.cost) == ("环保购物袋", 50)
+    assert not await RewardPicture.exists(reward_id=shop.bag.id)
+
+    created = await post_form(
+        client,
+        "/h5/points/staff/rewards/new",
+        "/h5/points/staff/rewards",
+        {"community_id": str(shop.community.id), "title": "抽纸", "cost": "10", "stock": "5"},
+        upload("big.png", PNG[:8] + b"\x00" * (2 * 1024 * 1024)),
+    )
+    assert created.status_code == 422 and "礼品图片不能超过 2 MB" in created.text
+    assert not await Reward.exists(title="抽纸")
+
+
+async def test_the_pickup_page_shows_the_picture(client, shop):
+    await rewards.set_picture(actor=shop.staff, reward_id=shop.bag.id, content=PNG)
+    redemption = await rewards.redeem_reward(user=shop.resident, reward_id=shop.bag.id)
+    page = await as_user(client, shop.resident).get(f"/h5/points/redemptions/{redemption.id}")
+    sources = _IMG.findall(page.text)
+    assert len(sources) == 1 and sources[0].startswith(f"/api/v1/rewards/{shop.bag.id}/picture")
+    assert (await client.get(sources[0])).content == PNG
+
+
+async def test_only_staff_of_the_community_remove_a_picture(client, shop):
+    await rewards.set_picture(actor=shop.staff, reward_id=shop.bag.id, content=PNG)
+    outsider = await make_user(community=await make_community(), roles=["staff"])
+    as_user(client, outsider)
+    refused = await post_form(
+        client,
+        "/h5/points/leaderboard",
+        f"/h5/points/staff/rewards/{shop.bag.id}/picture/delete",
+        {},
+    )
+    assert refused.status_code == 403
+    assert await RewardPicture.exists(reward_id=shop.bag.id)
