@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.core.ids import MAX_ID, MAX_ORG_ID
+
 GrantableRole = Literal["party_member", "staff", "street_admin"]
 # Ids as the columns hold them: org tables use 32-bit keys, users 64-bit.
-MAX_ORG_ID = 2**31 - 1
-MAX_USER_ID = 2**63 - 1
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
-UserId = Annotated[int, Field(ge=1, le=MAX_USER_ID)]
+UserId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class MiniProgramLoginIn(BaseModel):

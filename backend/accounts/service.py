@@ -13,10 +13,11 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import wechat
 from backend.accounts.models import GRANTED_ROLES, ROLES, RoleGrant, User, WechatIdentity
-from backend.accounts.schemas import MAX_ORG_ID, MAX_USER_ID, RoleScope, UserOut
+from backend.accounts.schemas import RoleScope, UserOut
 from backend.core.config import Settings, get_settings
 from backend.core.db import close_db, init_db
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from backend.core.ids import MAX_ORG_ID, may_exist
 from backend.core.outbox import enqueue
 from backend.core.security import (
     blind_index,
@@ -51,11 +52,6 @@ PERSONAS_DEV_ONLY = "演示身份登录仅在开发环境（LINLI_ENV=dev）可�
 _PHONE = re.compile(r"1[3-9]\d{9}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSET: Any = object()
-
-
-def _may_exist(value: Any, largest: int) -> bool:
-    # A key beyond what the column holds cannot exist, and would overflow the driver.
-    return isinstance(value, int) and 1 <= value <= largest
 
 
 # --- tokens ---
@@ -261,7 +257,7 @@ async def update_profile(
         if value is _UNSET:
             continue
         if value is not None and not (
-            _may_exist(value, MAX_ORG_ID) and await model.exists(id=value)
+            may_exist(value, MAX_ORG_ID) and await model.exists(id=value)
         ):
             errors[field] = f"{label}不存在"
         else:
@@ -361,9 +357,9 @@ async def _check_grant(
             raise Invalid(fields={"community_id": "街道管理员不属于某个社区，请不要填写"})
     elif community_id is None:
         raise Invalid(fields={"community_id": "该角色必须指定社区"})
-    elif not (_may_exist(community_id, MAX_ORG_ID) and await Community.exists(id=community_id)):
+    elif not (may_exist(community_id, MAX_ORG_ID) and await Community.exists(id=community_id)):
         raise Invalid(fields={"community_id": "社区不存在"})
-    if not (_may_exist(user_id, MAX_USER_ID) and await User.exists(id=user_id)):
+    if not (may_exist(user_id) and await User.exists(id=user_id)):
         raise NotFound("用户不存在")
     if actor is None or await is_street_admin(actor):
         return community_id

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from backend.accounts.deps import CallerId, CurrentUser, StaffUser
 from backend.activities import service
 from backend.activities.schemas import (
-    MAX_ID,
     ActivityIn,
     ActivityOut,
     ActivityPatch,
@@ -29,6 +28,7 @@ from backend.activities.schemas import (
 )
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
+from backend.core.ids import MAX_ID
 from backend.core.pagination import PageOut, PageParams
 
 router = APIRouter(tags=["activities"])

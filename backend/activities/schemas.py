@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from backend.accounts.schemas import MAX_ORG_ID
+from backend.core.ids import MAX_ORG_ID
 
 if TYPE_CHECKING:
     from backend.activities.service import ActivityView, BookingView, DrawRecord
 
-MAX_ID = 2**63 - 1
 Category = Literal["午间一小时", "文化", "健康", "助老", "亲子", "志愿", "党建", "其他"]
 Audience = Literal["resident", "party_member", "worker"]
 Mode = Literal["first_come", "draw"]

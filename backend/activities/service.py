@@ -68,6 +68,7 @@ from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.db import is_postgres
 from backend.core.errors import Invalid, NotFound, Unauthenticated
+from backend.core.ids import may_exist
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
@@ -83,7 +84,6 @@ CHECKIN_OPENS_BEFORE = timedelta(minutes=30)
 REMINDER_BEFORE = timedelta(hours=1)
 # Share of seats booked at which an activity counts as in demand and staff are alerted.
 DEMAND_SHARE = 0.8
-MAX_ID = 2**63 - 1
 
 AUDIENCE_FIELDS = {
     "resident": "for_residents",
@@ -193,7 +193,7 @@ def _view(activity: Activity) -> ActivityView:
 
 
 async def _load(activity_id: int) -> Activity:
-    activity = await Activity.get_or_none(id=activity_id) if 1 <= activity_id <= MAX_ID else None
+    activity = await Activity.get_or_none(id=activity_id) if may_exist(activity_id) else None
     if activity is None:
         raise NotFound("活动不存在")
     return activity
@@ -839,7 +839,7 @@ async def cancel_booking(*, user: User, booking_id: int) -> Booking:
     for _ in range(3):
         booking = (
             await Booking.get_or_none(id=booking_id, user_id=user.id)
-            if 1 <= booking_id <= MAX_ID
+            if may_exist(booking_id)
             else None
         )
         if booking is None:
@@ -1046,7 +1046,7 @@ async def check_in(*, user: User, activity_id: int, code: str) -> int:
 
 
 async def _staff_booking(actor: User, booking_id: int) -> tuple[Booking, Activity]:
-    booking = await Booking.get_or_none(id=booking_id) if 1 <= booking_id <= MAX_ID else None
+    booking = await Booking.get_or_none(id=booking_id) if may_exist(booking_id) else None
     if booking is None:
         raise NotFound("报名记录不存在")
     return booking, await _load_for_staff(actor, booking.activity_id)

@@ -17,6 +17,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from backend.core.errors import Invalid
+from backend.core.ids import MAX_ID
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -69,7 +70,7 @@ def encode_cursor(last_id: int, *, descending: bool) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, descending: bool, max_id: int = 2**63 - 1) -> int:
+def decode_cursor(cursor: str, *, descending: bool, max_id: int = MAX_ID) -> int:
     """The last id a cursor names; Invalid when it is not one this list order issued."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
@@ -93,7 +94,7 @@ async def paginate(
     """Fetch one page of `queryset` ordered by id (newest first when `descending`)."""
     limit = max(1, min(page.limit, MAX_LIMIT))
     if page.cursor is not None:
-        max_id = queryset.model._meta.pk.constraints.get("le", 2**63 - 1)
+        max_id = queryset.model._meta.pk.constraints.get("le", MAX_ID)
         after = decode_cursor(page.cursor, descending=descending, max_id=max_id)
         queryset = queryset.filter(id__lt=after) if descending else queryset.filter(id__gt=after)
     rows = await queryset.order_by("-id" if descending else "id").limit(limit + 1)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
+from backend.core.ids import MAX_ID
 from backend.core.pagination import PageParams
 from backend.notices import service
 from backend.notices.deps import MessageRenderer
@@ -29,7 +30,7 @@ router = APIRouter(tags=["notices"])
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复提交")
 ]
-NoticeId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+NoticeId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityFilter = Annotated[
     int | None, Query(ge=1, le=2**31 - 1, description="某社区的通知（含全街道通知）")
 ]

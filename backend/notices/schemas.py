@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.notices.models import MAX_CONSENTS_PER_CALL, Notice
 from backend.notices.service import (
     BODY_MAX,
     LINK_MAX,
-    MAX_ORG_ID,
     MAX_TARGETS,
     TITLE_MAX,
     DeliveryCounts,
@@ -74,7 +74,7 @@ class NoticeIn(BaseModel):
         description="只发给这些驻区单位的成员（unit_members）",
     )
     activity_id: int | None = Field(
-        default=None, ge=1, le=2**63 - 1, description="只发给报名了该活动的人"
+        default=None, ge=1, le=MAX_ID, description="只发给报名了该活动的人"
     )
     link: str = Field(
         default="", max_length=LINK_MAX, description="相关页面：/h5/ 开头的路径或 https 网址"

@@ -31,6 +31,7 @@ from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.db import is_postgres
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from backend.core.ids import MAX_ORG_ID, may_exist
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue_many
 from backend.core.pagination import Page, PageRequest, paginate
@@ -209,8 +210,6 @@ MAX_SCHEDULE_DAYS = 180
 SUMMARY_CHARS = 40
 # The group robot takes 4,096 bytes of markdown: the body is cut so the link always fits.
 ROBOT_BODY_CHARS = 1000
-MAX_ORG_ID = 2**31 - 1
-MAX_ACTIVITY_ID = 2**63 - 1
 NOTICE_TEMPLATE = "notice"
 DEDUPE_PREFIX = "notice"
 
@@ -324,7 +323,7 @@ async def _scope(
 ) -> tuple[int, int | None, str]:
     """(street id, community id, publisher name) of a notice `actor` may publish."""
     if community_id is not None:
-        in_range = 1 <= community_id <= MAX_ORG_ID
+        in_range = may_exist(community_id, MAX_ORG_ID)
         community = await Community.get_or_none(id=community_id) if in_range else None
         if community is None:
             raise Invalid(fields={"community_id": "社区不存在"})
@@ -334,7 +333,7 @@ async def _scope(
         raise Forbidden("只有街道管理员可以发布全街道通知，社区通知请选择社区")
     streets = Street.all()
     if street_id is not None:
-        streets = streets.filter(id=street_id if 1 <= street_id <= MAX_ORG_ID else 0)
+        streets = streets.filter(id=street_id if may_exist(street_id, MAX_ORG_ID) else 0)
     found = await streets.order_by("id").limit(2)
     if len(found) != 1:
         raise Invalid(fields={"street_id": "请指定街道" if found else "街道不存在"})
@@ -398,7 +397,7 @@ async def _draft(
         errors["building_ids"] = "只有发给楼宇白领时才能选择楼宇"
     if units and audience != "unit_members":
         errors["unit_ids"] = "只有发给驻区单位成员时才能选择单位"
-    if activity_id is not None and not 1 <= activity_id <= MAX_ACTIVITY_ID:
+    if activity_id is not None and not may_exist(activity_id):
         errors["activity_id"] = "活动不存在或不属于本社区"
     if errors:
         raise Invalid(fields=errors)
@@ -533,7 +532,7 @@ def notice_status(notice: Notice) -> str:
 async def _load(notice_id: int) -> Notice:
     notice = (
         await Notice.get_or_none(id=notice_id).prefetch_related("community", "street")
-        if 1 <= notice_id <= MAX_ACTIVITY_ID
+        if may_exist(notice_id)
         else None
     )
     if notice is None:
@@ -571,7 +570,7 @@ async def list_notices(
     now = clock.now()
     query = Notice.all().prefetch_related("community", "street")
     if community_id is not None:
-        in_range = 1 <= community_id <= MAX_ORG_ID
+        in_range = may_exist(community_id, MAX_ORG_ID)
         community = await Community.get_or_none(id=community_id) if in_range else None
         if community is None:
             raise NotFound("社区不存在")

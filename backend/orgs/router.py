@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from backend.core.errors import responses
+from backend.core.ids import MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
 from backend.orgs import service
-from backend.orgs.schemas import MAX_ORG_ID, BuildingOut, CommunityOut, UnitOut
+from backend.orgs.schemas import BuildingOut, CommunityOut, UnitOut
 
 router = APIRouter(tags=["orgs"])
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 # Communities, buildings and units have 32-bit ids: larger filters could never match.
-MAX_ORG_ID = 2**31 - 1
 
 
 class CommunityOut(BaseModel):

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser
-from backend.accounts.schemas import MAX_ORG_ID, MAX_USER_ID
 from backend.core.config import get_settings
 from backend.core.errors import NotFound, responses
 from backend.core.idempotency import idempotent
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageParams
 from backend.party import reports, service
 from backend.party.models import TIME_SLOTS
@@ -52,7 +52,7 @@ router = APIRouter(tags=["party"])
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复提交")
 ]
-ObjectId = Annotated[int, Path(ge=1, le=MAX_USER_ID)]
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区 id")]
 DateQuery = Annotated[date | None, Query(description="本地日期 YYYY-MM-DD")]
 
@@ -495,8 +495,8 @@ async def list_records(
     actor: StaffUser,
     page: PageParams,
     community_id: Annotated[int, Query(ge=1, le=MAX_ORG_ID)],
-    user_id: Annotated[int | None, Query(ge=1, le=MAX_USER_ID)] = None,
-    post_id: Annotated[int | None, Query(ge=1, le=MAX_USER_ID)] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    post_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     status: Literal["open", "closed", "expired"] | None = None,
 ) -> RecordPage:
     result = await service.list_records(

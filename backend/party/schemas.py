@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from backend.accounts.schemas import MAX_ORG_ID, MAX_USER_ID
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.party import service
 from backend.party.models import (
     PartyRegistration,
@@ -17,7 +17,7 @@ from backend.party.models import (
 )
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
-Id = Annotated[int, Field(ge=1, le=MAX_USER_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
 RegistrationStatus = Literal["pending", "approved", "rejected", "ended"]
 

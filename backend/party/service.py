@@ -30,6 +30,7 @@ from backend.core import checkin
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
 from backend.core.security import blind_index, decrypt_field, encrypt_field, mask_phone
@@ -52,7 +53,6 @@ log = logging.getLogger("linli.party")
 POINTS_SOURCE = "party_service"
 REPORT_IN_POINTS_SOURCE = "party_report_in"
 PARTY_URL = "/h5/party"
-MAX_ID = 2**63 - 1
 MAX_SKILLS = 12
 MAX_PREFERRED_POSTS = 5
 MAX_CAPACITY = 1000
@@ -161,10 +161,6 @@ def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def status_name(status: str) -> str:
     return REGISTRATION_STATUS_NAMES.get(status, status)
-
-
-def _may_exist(value: int | None) -> bool:
-    return isinstance(value, int) and 1 <= value <= MAX_ID
 
 
 def _text(
@@ -282,13 +278,13 @@ async def _clean_form(form: RegistrationForm) -> dict[str, Any]:
     if any(t not in TIME_SLOTS for t in times):
         errors["available_times"] = "请从列表中选择可服务时间"
     values["available_times"] = times
-    if not (_may_exist(form.community_id) and await Community.exists(id=form.community_id)):
+    if not (may_exist(form.community_id) and await Community.exists(id=form.community_id)):
         errors["community_id"] = "社区不存在"
     preferred = list(dict.fromkeys(form.preferred_post_ids))
     if len(preferred) > MAX_PREFERRED_POSTS:
         errors["preferred_post_ids"] = f"意向岗位最多选 {MAX_PREFERRED_POSTS} 个"
     elif preferred and (
-        not all(_may_exist(p) for p in preferred)
+        not all(may_exist(p) for p in preferred)
         or await ServicePost.filter(
             id__in=preferred, community_id=form.community_id, kind="post"
         ).count()
@@ -386,7 +382,7 @@ async def get_registration(*, viewer: User, registration_id: int) -> PartyRegist
     """One registration, for its owner or staff of its community (NotFound otherwise)."""
     registration = (
         await PartyRegistration.get_or_none(id=registration_id)
-        if _may_exist(registration_id)
+        if may_exist(registration_id)
         else None
     )
     if registration is None:
@@ -602,7 +598,7 @@ def _check_capacity(errors: dict[str, str], kind: str, capacity: Any) -> None:
 async def create_post(*, actor: User, form: PostForm) -> ServicePost:
     """A post (capacity ≥ 1) or community task for a community and term; its staff only."""
     errors: dict[str, str] = {}
-    if not (_may_exist(form.community_id) and await Community.exists(id=form.community_id)):
+    if not (may_exist(form.community_id) and await Community.exists(id=form.community_id)):
         raise Invalid(fields={"community_id": "社区不存在"})
     await accounts_service.require_staff_of(actor, form.community_id)
     title = _text(errors, "title", form.title, label="岗位名称", max_length=64, required=True)
@@ -639,7 +635,7 @@ async def create_post(*, actor: User, form: PostForm) -> ServicePost:
 
 async def get_post(*, post_id: int) -> ServicePost:
     """One post or task (NotFound when there is none)."""
-    post = await ServicePost.get_or_none(id=post_id) if _may_exist(post_id) else None
+    post = await ServicePost.get_or_none(id=post_id) if may_exist(post_id) else None
     if post is None:
         raise NotFound("岗位不存在")
     return post
@@ -915,7 +911,7 @@ async def release_post(*, user: User, post_id: int) -> PostAssignment:
 async def remove_assignment(*, actor: User, assignment_id: int, reason: str = "") -> PostAssignment:
     """Staff take a member off a post (the place is freed, the member is told)."""
     assignment = (
-        await PostAssignment.get_or_none(id=assignment_id) if _may_exist(assignment_id) else None
+        await PostAssignment.get_or_none(id=assignment_id) if may_exist(assignment_id) else None
     )
     if assignment is None:
         raise NotFound("岗位认领记录不存在")
@@ -1202,7 +1198,7 @@ class OfflineRecordForm:
 async def add_offline_record(*, actor: User, form: OfflineRecordForm) -> ServiceRecord:
     """Staff of the community record service done offline for one of its approved members
     (day cap and points as for a check-in, audited)."""
-    if not (_may_exist(form.community_id) and await Community.exists(id=form.community_id)):
+    if not (may_exist(form.community_id) and await Community.exists(id=form.community_id)):
         raise Invalid(fields={"community_id": "社区不存在"})
     await accounts_service.require_staff_of(actor, form.community_id)
     errors: dict[str, str] = {}
@@ -1211,14 +1207,14 @@ async def add_offline_record(*, actor: User, form: OfflineRecordForm) -> Service
     _check_span(errors, form.started_at, form.ended_at)
     if form.post_id is not None:
         if not (
-            _may_exist(form.post_id)
+            may_exist(form.post_id)
             and await ServicePost.exists(id=form.post_id, community_id=form.community_id)
         ):
             errors["post_id"] = "岗位不属于该社区"
     elif not task:
         errors["task"] = "请选择岗位或填写服务事项"
     if not (
-        _may_exist(form.user_id)
+        may_exist(form.user_id)
         and await PartyRegistration.exists(
             user_id=form.user_id, community_id=form.community_id, status="approved"
         )
@@ -1294,7 +1290,7 @@ async def correct_record(
 
 async def get_record(*, viewer: User, record_id: int) -> ServiceRecord:
     """One service record, for the member or staff of its community."""
-    record = await ServiceRecord.get_or_none(id=record_id) if _may_exist(record_id) else None
+    record = await ServiceRecord.get_or_none(id=record_id) if may_exist(record_id) else None
     if record is None or (
         record.user_id != viewer.id
         and not await accounts_service.is_staff_of(viewer, record.community_id)

@@ -10,10 +10,10 @@ from fastapi import APIRouter, File, Header, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from backend.accounts.deps import CurrentUser, StaffUser, StreetAdmin
-from backend.accounts.schemas import MAX_ORG_ID
 from backend.core import images
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
 from backend.points import reports, rewards, service, unguarded
 from backend.points.models import Redemption, Reward
@@ -40,7 +40,6 @@ from backend.points.schemas import (
 
 router = APIRouter(tags=["points"])
 
-MAX_ID = 2**63 - 1
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
 ]

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from backend.accounts.schemas import MAX_ORG_ID, MAX_USER_ID
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 
 MAX_ADJUSTMENT = 10000
 # Every integer the API accepts fits the 32-bit columns it lands in.
@@ -49,7 +49,7 @@ class PointsOut(BaseModel):
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: int = Field(ge=1, le=MAX_USER_ID, strict=True)
+    user_id: int = Field(ge=1, le=MAX_ID, strict=True)
     delta: int = Field(
         strict=True,
         ge=-MAX_ADJUSTMENT,

@@ -26,6 +26,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Invalid, NotFound
+from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import PageOut, PageRequest, paginate
 from backend.orgs.models import Community, Unit
@@ -54,7 +55,6 @@ from backend.wishes.schemas import (
     SuggestionOut,
 )
 
-MAX_ID = 2**63 - 1
 MAX_QUANTITY = 100
 MAX_SUGGESTIONS = 50
 BOARD_URL = "/h5/wishes/board"
@@ -185,14 +185,14 @@ def _claims():
 
 
 async def _load_item(item_id: int) -> BoardItem:
-    item = await _items().filter(id=item_id).first() if 1 <= item_id <= MAX_ID else None
+    item = await _items().filter(id=item_id).first() if may_exist(item_id) else None
     if item is None:
         raise NotFound("清单项目不存在")
     return item
 
 
 async def _load_claim(claim_id: int) -> tuple[BoardClaim, BoardItem]:
-    claim = await _claims().filter(id=claim_id).first() if 1 <= claim_id <= MAX_ID else None
+    claim = await _claims().filter(id=claim_id).first() if may_exist(claim_id) else None
     if claim is None:
         raise NotFound("对接记录不存在")
     return claim, await _load_item(claim.item_id)

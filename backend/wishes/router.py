@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Form, Header, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser, StreetAdmin
-from backend.accounts.schemas import MAX_ORG_ID
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
 from backend.wishes import board, export, service
 from backend.wishes.schemas import (
@@ -39,9 +39,9 @@ from backend.wishes.schemas import (
 
 router = APIRouter(tags=["wishes"])
 
-WishId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="心愿 id")]
-ItemId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="清单项目 id")]
-ClaimId = Annotated[int, Path(ge=1, le=service.MAX_ID, description="对接 id")]
+WishId = Annotated[int, Path(ge=1, le=MAX_ID, description="心愿 id")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="清单项目 id")]
+ClaimId = Annotated[int, Path(ge=1, le=MAX_ID, description="对接 id")]
 CommunityFilter = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="只看某个社区")]
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")

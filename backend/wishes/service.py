@@ -34,6 +34,7 @@ from backend.core import images
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import PageOut, PageRequest, paginate
 from backend.core.security import decrypt_field, mask_name, mask_phone
@@ -71,7 +72,6 @@ from backend.wishes.schemas import (
     WishOut,
 )
 
-MAX_ID = 2**63 - 1
 POINTS_SOURCE = "wish"
 MAX_NEEDED_BY_DAYS = 365
 MAX_PHOTO_BYTES = images.MAX_IMAGE_BYTES
@@ -248,7 +248,7 @@ def _wishes():
 
 
 async def _load(wish_id: int) -> Wish:
-    wish = await _wishes().filter(id=wish_id).first() if 1 <= wish_id <= MAX_ID else None
+    wish = await _wishes().filter(id=wish_id).first() if may_exist(wish_id) else None
     if wish is None:
         raise NotFound("心愿不存在或已删除")
     return wish

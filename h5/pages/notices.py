@@ -14,6 +14,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.activities import service as activities_service
 from backend.core.errors import Forbidden, Invalid
+from backend.core.ids import optional_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.notices import service as notices_service
 from backend.notices.deps import MessageRenderer
@@ -44,7 +45,6 @@ DONE_MESSAGES = {
     "scheduled": "通知已保存，将在设定时间发布",
     "cancelled": "定时通知已取消",
 }
-MAX_ID = 2**63 - 1
 _ALL = PageRequest(limit=MAX_LIMIT)
 
 
@@ -57,15 +57,6 @@ async def optional_page_user(request: Request) -> User | None:
 
 
 OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]
-
-
-def _optional_id(value: str, field: str) -> int | None:
-    value = value.strip()
-    if not value:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
-        raise Invalid(fields={field: "编号格式不正确"})
-    return int(value)
 
 
 def _publish_at(value: str) -> datetime | None:
@@ -221,11 +212,11 @@ class DraftForm:
         return {
             "title": raw["title"],
             "body": raw["body"],
-            "community_id": _optional_id(raw["community_id"], "community_id"),
+            "community_id": optional_id(raw["community_id"], field="community_id"),
             "audience": raw["audience"],
-            "building_ids": [_optional_id(b, "building_ids") for b in raw["building_ids"]],
-            "unit_ids": [_optional_id(u, "unit_ids") for u in raw["unit_ids"]],
-            "activity_id": _optional_id(raw["activity_id"], "activity_id"),
+            "building_ids": [optional_id(b, field="building_ids") for b in raw["building_ids"]],
+            "unit_ids": [optional_id(u, field="unit_ids") for u in raw["unit_ids"]],
+            "activity_id": optional_id(raw["activity_id"], field="activity_id"),
             "link": raw["link"],
             "publish_at": _publish_at(raw["publish_at"]),
         }

@@ -19,6 +19,7 @@ from backend.core import checkin
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import DomainError, Forbidden, Invalid
+from backend.core.ids import MAX_ID
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.orgs import service as orgs_service
 from backend.party import reports, service
@@ -267,7 +268,7 @@ async def my_service(
 async def checkin_page(
     request: Request,
     user: CurrentUser,
-    post: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    post: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     code: Annotated[str, Query(max_length=16)] = "",
 ) -> HTMLResponse:
     view = await service.view_post(viewer=user, post_id=post) if post else None
@@ -289,7 +290,7 @@ async def checkin_page(
 async def checkin_submit(
     request: Request,
     user: CurrentUser,
-    post_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
+    post_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     code: Annotated[str, Form(max_length=16)] = "",
     action: Annotated[str, Form(pattern="^(in|out)$")] = "in",
 ) -> Response:
@@ -623,7 +624,7 @@ async def staff_assign(
     request: Request,
     user: CurrentUser,
     post_id: int,
-    user_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
+    user_id: Annotated[int, Form(ge=1, le=MAX_ID)],
 ) -> Response:
     try:
         await service.assign_post(actor=user, post_id=post_id, user_id=user_id)
@@ -673,10 +674,10 @@ async def staff_add_record(
     request: Request,
     user: CurrentUser,
     community_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
-    user_id: Annotated[int, Form(ge=1, le=2**63 - 1)],
+    user_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     started_at: Annotated[str, Form(max_length=32)],
     ended_at: Annotated[str, Form(max_length=32)],
-    post_id: Annotated[int | None, Form(ge=1, le=2**63 - 1)] = None,
+    post_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
     task: Annotated[str, Form(max_length=128)] = "",
     note: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core.errors import DomainError, Invalid
+from backend.core.ids import optional_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.orgs import service as orgs_service
 from backend.wishes import board, export
@@ -27,7 +28,6 @@ router = page_router()
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ALL = PageRequest(limit=MAX_LIMIT)
-MAX_ID = wishes_service.MAX_ID
 Text = Annotated[str, Form(max_length=2000)]
 
 DONE_MESSAGES = {
@@ -56,15 +56,6 @@ BOARD_STEPS = {
     "cancel": board.cancel_claim,
     "done": board.mark_done,
 }
-
-
-def _optional_int(value: str | None) -> int | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
-        raise Invalid("筛选条件不正确", fields={"id": "应为编号"})
-    return int(value)
 
 
 async def _page(request: Request, user: User, template: str, **context: Any) -> HTMLResponse:
@@ -102,7 +93,7 @@ async def wall(
     filters = {
         "category": category or None,
         "status": status or None,
-        "community_id": _optional_int(community_id),
+        "community_id": optional_id(community_id, field="community_id"),
     }
     wishes = await wishes_service.list_wishes(page=PageRequest(cursor=cursor), **filters)
     return await _page(
@@ -214,7 +205,7 @@ async def review_queue(
     community_id: Annotated[str, Query(max_length=20)] = "",
     done: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
-    community = _optional_int(community_id)
+    community = optional_id(community_id, field="community_id")
     queue = await wishes_service.list_staff_wishes(
         actor=user, page=_ALL, community_id=community, status="pending_review"
     )
@@ -242,7 +233,9 @@ def _highlighted(wish: WishDetailOut) -> dict[str, list[tuple[str, str | None]]]
 async def export_xlsx(
     user: CurrentUser, community_id: Annotated[str, Query(max_length=20)] = ""
 ) -> Response:
-    content = await export.export_wishes_xlsx(actor=user, community_id=_optional_int(community_id))
+    content = await export.export_wishes_xlsx(
+        actor=user, community_id=optional_id(community_id, field="community_id")
+    )
     return Response(
         content,
         media_type=XLSX,
@@ -336,7 +329,9 @@ async def publish_board_item(
         item = await board.publish_item(
             actor=user,
             kind=kind,
-            community_id=_optional_int(community_id) if kind == "need" else None,
+            community_id=optional_id(community_id, field="community_id")
+            if kind == "need"
+            else None,
             unit_id=user.unit_id if kind == "resource" else None,
             title=title,
             description=description,
@@ -412,7 +407,7 @@ async def claim_board_item(
     target = (
         {"unit_id": user.unit_id}
         if item.kind == "need"
-        else {"community_id": _optional_int(community_id)}
+        else {"community_id": optional_id(community_id, field="community_id")}
     )
     return await _on_board_item(
         request,
