@@ -24,3 +24,8 @@ def optional_id(text: str | None, *, field: str = "id", largest: int = MAX_ID) -
     if not text.isdigit() or not may_exist(int(text), largest):
         raise Invalid("编号不正确", fields={field: "应为编号"})
     return int(text)
+
+
+def optional_org_id(text: str | None, *, field: str = "community_id") -> int | None:
+    """`optional_id` for a street, community, building or unit (an INT key)."""
+    return optional_id(text, field=field, largest=MAX_ORG_ID)

@@ -17,8 +17,8 @@ from backend.notices import service
 from backend.notices.deps import MessageRenderer
 from backend.notices.schemas import (
     DeliveryOut,
+    NoticeDetailOut,
     NoticeIn,
-    NoticeOut,
     NoticePage,
     PreviewOut,
     SubscriptionIn,
@@ -40,21 +40,21 @@ StatusFilter = Annotated[
 ]
 
 
-def _out(notice) -> NoticeOut:
-    return NoticeOut.of(notice, status=service.notice_status(notice))
+def _out(notice) -> NoticeDetailOut:
+    return NoticeDetailOut.of(notice, status=service.notice_status(notice))
 
 
 @router.post(
     "/notices",
     status_code=201,
-    response_model=NoticeOut,
+    response_model=NoticeDetailOut,
     summary="发布通知（立即或定时；由机器人分批推送）",
     responses=responses(401, 403, 409, 422, 429),
 )
 async def create_notice(
     body: NoticeIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    async def create() -> NoticeOut:
+    async def create() -> NoticeDetailOut:
         return _out(await service.create_notice(actor=actor, **body.model_dump()))
 
     return await idempotent(
@@ -98,11 +98,11 @@ async def list_notices(
 
 @router.get(
     "/notices/{notice_id}",
-    response_model=NoticeOut,
+    response_model=NoticeDetailOut,
     summary="通知详情",
     responses=responses(404, 422, 429),
 )
-async def get_notice(notice_id: NoticeId, user: OptionalUser) -> NoticeOut:
+async def get_notice(notice_id: NoticeId, user: OptionalUser) -> NoticeDetailOut:
     return _out(await service.get_notice(notice_id=notice_id, viewer=user))
 
 
@@ -119,11 +119,11 @@ async def get_delivery(notice_id: NoticeId, actor: CurrentUser) -> DeliveryOut:
 
 @router.post(
     "/notices/{notice_id}/cancel",
-    response_model=NoticeOut,
+    response_model=NoticeDetailOut,
     summary="取消定时通知（发布时间之前）",
     responses=responses(401, 403, 404, 409, 422, 429),
 )
-async def cancel_notice(notice_id: NoticeId, actor: CurrentUser) -> NoticeOut:
+async def cancel_notice(notice_id: NoticeId, actor: CurrentUser) -> NoticeDetailOut:
     return _out(await service.cancel_notice(actor=actor, notice_id=notice_id))
 
 

@@ -84,7 +84,7 @@ class NoticeIn(BaseModel):
     )
 
 
-class NoticeOut(BaseModel):
+class NoticeDetailOut(BaseModel):
     id: int
     community_id: int | None = Field(description="发布社区；null 为全街道通知")
     publisher: str = Field(description="发布方：社区或街道名称")
@@ -100,7 +100,7 @@ class NoticeOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, notice: Notice, *, status: str) -> NoticeOut:
+    def of(cls, notice: Notice, *, status: str) -> NoticeDetailOut:
         return cls(
             id=notice.id,
             community_id=notice.community_id,
@@ -119,7 +119,7 @@ class NoticeOut(BaseModel):
 
 
 class NoticePage(BaseModel):
-    items: list[NoticeOut]
+    items: list[NoticeDetailOut]
     next_cursor: str | None = None
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Header, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser, StreetAdmin
+from backend.core import images
 from backend.core.errors import responses
 from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
@@ -186,7 +187,7 @@ async def fulfil_wish_with_photo(
     note: Annotated[str, Form(max_length=500, description="完成情况说明")],
     photo: Annotated[UploadFile, File(description="JPG、PNG 或 WebP，不超过 2 MB")],
 ) -> WishDetailOut:
-    content = await photo.read(service.MAX_PHOTO_BYTES + 1)
+    content = await photo.read(images.MAX_IMAGE_BYTES + 1)
     return await service.fulfil_wish(
         user=user, wish_id=wish_id, note=note, photo=(photo.content_type or "", content)
     )

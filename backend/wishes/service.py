@@ -74,7 +74,6 @@ from backend.wishes.schemas import (
 
 POINTS_SOURCE = "wish"
 MAX_NEEDED_BY_DAYS = 365
-MAX_PHOTO_BYTES = images.MAX_IMAGE_BYTES
 
 STATUS_LABELS = {
     "pending_review": "待审核",

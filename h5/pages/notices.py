@@ -14,7 +14,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.activities import service as activities_service
 from backend.core.errors import Forbidden, Invalid
-from backend.core.ids import optional_id
+from backend.core.ids import optional_id, optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.notices import service as notices_service
 from backend.notices.deps import MessageRenderer
@@ -212,10 +212,10 @@ class DraftForm:
         return {
             "title": raw["title"],
             "body": raw["body"],
-            "community_id": optional_id(raw["community_id"], field="community_id"),
+            "community_id": optional_org_id(raw["community_id"]),
             "audience": raw["audience"],
-            "building_ids": [optional_id(b, field="building_ids") for b in raw["building_ids"]],
-            "unit_ids": [optional_id(u, field="unit_ids") for u in raw["unit_ids"]],
+            "building_ids": [optional_org_id(b, field="building_ids") for b in raw["building_ids"]],
+            "unit_ids": [optional_org_id(u, field="unit_ids") for u in raw["unit_ids"]],
             "activity_id": optional_id(raw["activity_id"], field="activity_id"),
             "link": raw["link"],
             "publish_at": _publish_at(raw["publish_at"]),

@@ -20,7 +20,7 @@ from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import DomainError, Invalid, NotFound
 from backend.core.idempotency import idempotent
-from backend.core.ids import MAX_ID, optional_id
+from backend.core.ids import MAX_ID, optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.core.security import mask_name, random_token
 from backend.orgs import service as orgs_service
@@ -130,7 +130,7 @@ async def earning_rules(request: Request, user: CurrentUser) -> HTMLResponse:
 async def shop(
     request: Request, user: CurrentUser, community_id: IdText = "", cursor: Cursor = None
 ) -> HTMLResponse:
-    chosen = optional_id(community_id, field="community_id") or user.community_id
+    chosen = optional_org_id(community_id) or user.community_id
     page = await rewards.list_rewards(
         page=PageRequest(cursor=cursor), community_id=chosen, on_sale=True
     )
@@ -242,7 +242,7 @@ async def leaderboard(
     period: Literal["month", "year"] = "month",
     community_id: IdText = "",
 ) -> HTMLResponse:
-    chosen = optional_id(community_id, field="community_id")
+    chosen = optional_org_id(community_id)
     if scope == "unit" and user.unit_id is None:
         raise Invalid("您还没有填写所在的驻区单位", fields={"unit_id": "请先在「我的」中选择"})
     board = await reports.get_leaderboard(
@@ -272,7 +272,7 @@ async def set_preferences(
 
 async def _staff_community(user: User, community_id: str) -> Community:
     """The community a staff page is about: the one asked for, else the user's first."""
-    chosen = optional_id(community_id, field="community_id")
+    chosen = optional_org_id(community_id)
     if chosen is None:
         allowed = await accounts_service.staff_community_ids(user)
         chosen = allowed[0] if allowed else user.community_id

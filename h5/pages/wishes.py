@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
+from backend.core import images
 from backend.core.errors import DomainError, Invalid
-from backend.core.ids import optional_id
+from backend.core.ids import optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.orgs import service as orgs_service
 from backend.wishes import board, export
@@ -93,7 +94,7 @@ async def wall(
     filters = {
         "category": category or None,
         "status": status or None,
-        "community_id": optional_id(community_id, field="community_id"),
+        "community_id": optional_org_id(community_id),
     }
     wishes = await wishes_service.list_wishes(page=PageRequest(cursor=cursor), **filters)
     return await _page(
@@ -205,7 +206,7 @@ async def review_queue(
     community_id: Annotated[str, Query(max_length=20)] = "",
     done: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
-    community = optional_id(community_id, field="community_id")
+    community = optional_org_id(community_id)
     queue = await wishes_service.list_staff_wishes(
         actor=user, page=_ALL, community_id=community, status="pending_review"
     )
@@ -234,7 +235,7 @@ async def export_xlsx(
     user: CurrentUser, community_id: Annotated[str, Query(max_length=20)] = ""
 ) -> Response:
     content = await export.export_wishes_xlsx(
-        actor=user, community_id=optional_id(community_id, field="community_id")
+        actor=user, community_id=optional_org_id(community_id)
     )
     return Response(
         content,
@@ -329,9 +330,7 @@ async def publish_board_item(
         item = await board.publish_item(
             actor=user,
             kind=kind,
-            community_id=optional_id(community_id, field="community_id")
-            if kind == "need"
-            else None,
+            community_id=optional_org_id(community_id) if kind == "need" else None,
             unit_id=user.unit_id if kind == "resource" else None,
             title=title,
             description=description,
@@ -407,7 +406,7 @@ async def claim_board_item(
     target = (
         {"unit_id": user.unit_id}
         if item.kind == "need"
-        else {"community_id": optional_id(community_id, field="community_id")}
+        else {"community_id": optional_org_id(community_id)}
     )
     return await _on_board_item(
         request,
@@ -541,7 +540,7 @@ async def fulfil(
     upload = None
     if photo is not None and photo.filename:
         # One byte over the limit is enough for the service to refuse it.
-        content = await photo.read(wishes_service.MAX_PHOTO_BYTES + 1)
+        content = await photo.read(images.MAX_IMAGE_BYTES + 1)
         upload = (photo.content_type or "", content)
     return await _on_wish(
         request,
