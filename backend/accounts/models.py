@@ -22,6 +22,11 @@ class User(Model):
     # Unique so two first logins with the same unionid (mini-program and official account
     # at once) cannot create two users: the loser of the insert race re-reads the winner.
     unionid = fields.CharField(max_length=128, null=True, unique=True)
+    # Carried in every token and cookie; raised by logout, 注销 and a role revoke so every
+    # token issued before stops working at once.
+    token_version = fields.IntField(default=0)
+    # Set when the person closed their account (注销): personal data is gone, history stays.
+    erased_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

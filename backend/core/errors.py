@@ -159,6 +159,9 @@ def _zh_message(err: dict[str, Any]) -> str:
         return "不支持的字段"
     if kind in ("literal_error", "enum"):
         return "取值不在允许范围内"
+    if kind in ("text_control", "moment_window", "date_window"):
+        # backend.core.text raises these with a Chinese message of its own.
+        return str(err.get("msg", "内容不合法"))
     return "内容不合法"
 
 

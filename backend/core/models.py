@@ -1,4 +1,4 @@
-"""Cross-cutting tables: the transactional outbox and idempotency records."""
+"""Cross-cutting tables: the transactional outbox, idempotency records and usage counters."""
 
 from tortoise import fields
 from tortoise.models import Model
@@ -44,3 +44,19 @@ class IdempotencyRecord(Model):
     class Meta:
         table = "idempotency_record"
         unique_together = (("scope", "key"),)
+
+
+class UsageCounter(Model):
+    """How often a person did something in one window (a local day, a lockout window),
+    moved only by backend.core.quota's guarded statements so a cap holds across processes."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=128)
+    # The window: a local date ("2026-12-03") or a numbered period ("w:1234").
+    bucket = fields.CharField(max_length=32)
+    count = fields.IntField(default=0)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "usage_counter"
+        unique_together = (("key", "bucket"),)

@@ -18,6 +18,10 @@ class Community(Model):
     name = fields.CharField(max_length=64)
     # Key of the community's WeCom group robot (the part after ?key= in its webhook).
     wecom_robot_key = fields.CharField(max_length=128, null=True)
+    # The staff member residents and helpers are put in touch with, and their work phone:
+    # shown to a wish's claimer instead of the poster's own contact.
+    contact_name = fields.CharField(max_length=32, default="")
+    contact_phone = fields.CharField(max_length=32, default="")
 
     class Meta:
         table = "community"

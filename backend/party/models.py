@@ -92,6 +92,9 @@ class ServicePost(Model):
     skills = fields.JSONField(default=list)
     capacity = fields.IntField(default=0)
     taken = fields.IntField(default=0)
+    # Service hours, in minutes after local midnight: QR check-in is accepted only then.
+    open_from = fields.IntField(default=7 * 60)
+    open_until = fields.IntField(default=21 * 60)
     status = fields.CharField(max_length=8, default="active")
     created_by = fields.ForeignKeyField("linli.User", related_name="party_posts_created", null=True)
     created_at = fields.DatetimeField()

@@ -43,6 +43,9 @@ class Wish(Model):
     needed_by = fields.DateField(null=True)
     # Where to help: shown to the claimer and staff only, never on the public board.
     address = fields.CharField(max_length=128, default="")
+    # direct: the poster's own contact goes to the claimer the poster accepts;
+    # community: the poster chose 由社区联系, so the claimer only ever gets the community's.
+    contact_via = fields.CharField(max_length=16, default="direct")
     status = fields.CharField(max_length=16, default="pending_review", db_index=True)
     review_reason = fields.CharField(max_length=255, default="")
     reviewed_by = fields.ForeignKeyField("linli.User", related_name="wishes_reviewed", null=True)
@@ -51,6 +54,8 @@ class Wish(Model):
     # Set when a unit member claimed on behalf of their unit: the unit gets the credit.
     claimer_unit = fields.ForeignKeyField("linli.Unit", related_name="wishes_claimed", null=True)
     claimed_at = fields.DatetimeField(null=True)
+    # When the poster (or staff for them) accepted the claimer and so shared the contact.
+    accepted_at = fields.DatetimeField(null=True)
     # A claim still open at this moment is released by the bot's scheduler.
     claim_due_at = fields.DatetimeField(null=True, db_index=True)
     fulfil_note = fields.TextField(default="")
@@ -104,6 +109,8 @@ class WishClaimer(Model):
     id = fields.BigIntField(primary_key=True)
     user = fields.OneToOneField("linli.User", related_name="wish_claimer")
     open_claims = fields.IntField(default=0)
+    # The last release: a new claim waits out the cooldown (claim → release churn).
+    released_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "wish_claimer"
