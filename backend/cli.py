@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -57,7 +58,14 @@ def _run(args: argparse.Namespace) -> int:
     return _serve(args, factory="backend.main:create_embedded_app")
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _bot(_: argparse.Namespace) -> int:
+    # Until the runner installs its own handlers (after imports and connecting, which take a
+    # few seconds on a busy host), a stop from systemd or docker is still a clean exit.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     from backend.main import run_bot_forever
 
     with contextlib.suppress(KeyboardInterrupt):

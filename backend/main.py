@@ -20,19 +20,27 @@ import bot.menu
 import bot.render
 import bot.runner
 import h5.routes
+from backend.accounts.deps import document_cross_origin
 from backend.accounts.router import router as accounts_router
 from backend.activities.router import router as activities_router
 from backend.core import db, metrics
 from backend.core.config import Settings, get_settings
-from backend.core.errors import DomainError, ServiceUnavailable, install_error_handlers
+from backend.core.errors import (
+    DomainError,
+    ServiceUnavailable,
+    document_transport_errors,
+    install_error_handlers,
+)
 from backend.core.logging import configure_logging, request_id_var
 from backend.core.ratelimit import limit_ip
 from backend.core.redis import close_kv, get_kv, init_kv
+from backend.core.text import QueryTextCheck
 from backend.notices.deps import install_renderer
 from backend.notices.router import router as notices_router
 from backend.orgs.router import router as orgs_router
 from backend.party.router import router as party_router
 from backend.points.router import router as points_router
+from backend.privacy.router import router as privacy_router
 from backend.wishes.router import router as wishes_router
 
 log = logging.getLogger("linli.http")
@@ -121,6 +129,8 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the request context, so a refused query is logged with its request id.
+    app.add_middleware(QueryTextCheck)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"])
@@ -153,6 +163,7 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
     for router in (
         activities_router,
         accounts_router,
+        privacy_router,
         wishes_router,
         points_router,
         party_router,
@@ -160,9 +171,12 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
         orgs_router,
     ):
         app.include_router(router, prefix="/api/v1")
+    base_openapi = app.openapi
+    app.openapi = lambda: document_cross_origin(base_openapi())
     app.include_router(bot.callback.router)
     install_renderer(bot.render.preview)
     h5.routes.mount(app)
+    document_transport_errors(app)
     return app
 
 

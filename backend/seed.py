@@ -35,12 +35,12 @@ from backend.wishes.models import BoardItem, Wish
 
 STREET = ("shimen-er-lu", "石门二路街道")
 
-# (slug, name)
+# (slug, name, staff contact, their work phone): the contact a wish's claimer is given.
 COMMUNITIES = (
-    ("xinfukangli", "新福康里居民区"),
-    ("huaqin", "华沁居民区"),
-    ("hengfeng", "恒丰居民区"),
-    ("zhonghua-xincun", "中华新村居民区"),
+    ("xinfukangli", "新福康里居民区", "陈社工", "021-62530101"),
+    ("huaqin", "华沁居民区", "刘社工", "021-62530102"),
+    ("hengfeng", "恒丰居民区", "孙社工", "021-62530103"),
+    ("zhonghua-xincun", "中华新村居民区", "吴社工", "021-62530104"),
 )
 
 # (slug, name, address, community slug or None)
@@ -120,10 +120,14 @@ def _pick(made: dict[str, T], slug: str | None) -> T | None:
 async def _seed_orgs() -> Demo:
     street, _ = await Street.get_or_create(slug=STREET[0], defaults={"name": STREET[1]})
     demo = Demo(street=street)
-    for slug, name in COMMUNITIES:
-        demo.communities[slug], _ = await Community.get_or_create(
-            slug=slug, defaults={"name": name, "street": street}
+    for slug, name, contact_name, contact_phone in COMMUNITIES:
+        contact = {"contact_name": contact_name, "contact_phone": contact_phone}
+        community, _ = await Community.get_or_create(
+            slug=slug, defaults={"name": name, "street": street, **contact}
         )
+        # Communities seeded before they had a contact get one; one set by staff is kept.
+        await Community.filter(id=community.id, contact_name="", contact_phone="").update(**contact)
+        demo.communities[slug] = await Community.get(id=community.id)
     for slug, name, address, community in BUILDINGS:
         demo.buildings[slug], _ = await Building.get_or_create(
             slug=slug,

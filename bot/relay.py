@@ -7,6 +7,11 @@ Statuses of an outbox row:
 - skipped  nothing to send: the user has no usable channel (in-app only)
 - refused  WeChat answered 43101 (user refused), remembered in DeliveryRefusal
 - failed   retrying cannot help (bad errcode, template, recipient) or attempts used up
+A message that crashes the renderer or a channel for an unforeseen reason fails alone (the
+exception's type in last_error) and the rest of its batch goes out. Redis not answering
+(token cache, pacing) is not the message's fault: the row waits a few seconds without
+spending an attempt.
+
 Only pending and retry rows are ever claimed. A row is claimed by setting lease_owner
 and leased_until; an expired lease is free again, so a crashed relay's rows come back
 (delivery is at least once: only the messages in flight can repeat).
@@ -38,6 +43,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import BaseORMException
 from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
@@ -47,7 +53,7 @@ from backend.core.clock import clock
 from backend.core.config import Settings
 from backend.core.db import is_postgres
 from backend.core.models import OutboxMessage
-from backend.core.redis import get_kv
+from backend.core.redis import KeyValueUnavailable, get_kv
 from backend.notices import service as notices_service
 from bot.channels import ChannelError, Channels
 from bot.render import Rendered, RenderError, render
@@ -204,6 +210,7 @@ class Relay:
         )
         gate = asyncio.Semaphore(SEND_CONCURRENCY)
         safety = min(LEASE_SAFETY_SECONDS, self.settings.outbox_lease_seconds / 4)
+        later = _now() + timedelta(seconds=max(1.0, self.settings.redis_pause_seconds))
 
         async def one(row: OutboxMessage) -> Outcome:
             async with gate:
@@ -213,9 +220,18 @@ class Relay:
                     return Outcome("release")
                 try:
                     return await self._send(row, batch)
-                except Exception as exc:
-                    log.exception("outbox delivery crashed", extra={"outbox_id": row.id})
+                except KeyValueUnavailable:
+                    # Redis (token cache, pacing) is not the message's fault: come back once
+                    # it answers, without spending an attempt.
+                    return Outcome("defer", error="store: Redis unavailable", resume_at=later)
+                except (BaseORMException, OSError) as exc:
+                    log.warning("outbox delivery interrupted: %r", exc, extra={"outbox_id": row.id})
                     return Outcome("retry", error=f"internal: {type(exc).__name__}")
+                except Exception as exc:
+                    # Something about this one message: it alone fails, the batch goes on.
+                    # Only the exception's type is kept, its text may hold the context.
+                    log.exception("outbox delivery crashed", extra={"outbox_id": row.id})
+                    return Outcome("failed", error=f"internal: {type(exc).__name__}")
 
         outcomes = list(await asyncio.gather(*(one(row) for row in rows)))
         await self._record(rows, outcomes)
@@ -460,4 +476,9 @@ class _Batch:
                 )
             except RenderError as exc:
                 self._rendered[key] = exc
+            except Exception as exc:
+                # A context the template chokes on in an unforeseen way fails its own row,
+                # not the batch (rendering happens before any send, for the whole batch).
+                log.exception("outbox render crashed", extra={"outbox_id": row.id})
+                self._rendered[key] = RenderError(f"{row.template_key}: {type(exc).__name__}")
         return self._rendered[key]

@@ -55,6 +55,7 @@ BOOKING_STATUS = {
 }
 WISH_STATUS = {
     "claimed": "已被认领",
+    "accepted": "已接受认领",
     "released": "已释放",
     "fulfilled": "已完成",
     "closed": "已确认",

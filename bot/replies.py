@@ -8,6 +8,7 @@ menu` checks the menu file against); anything else gets the menu of keywords.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,8 @@ from backend.wishes import service as wishes_service
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "replies"
 
-# Replies are plain text inside CDATA, so no HTML escaping; they never echo what the user sent.
+# Replies are plain text inside CDATA (written by XmlSafeTextReply), so no HTML escaping;
+# they never echo what the user sent.
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
     autoescape=False,
@@ -49,6 +51,29 @@ MENU_KEYS = {
     "MENU": "menu",
 }
 WELCOME_EVENTS = ("subscribe", "subscribe_scan")
+# Characters XML 1.0 cannot carry at all, escaped or not (C0 controls but tab and newlines,
+# surrogates, U+FFFE/U+FFFF): a title holding one would make the whole reply unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def cdata(text: str) -> str:
+    """`text` as CDATA sections: "]]>" would end a section early, so it is split across two."""
+    return "<![CDATA[" + _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+class XmlSafeTextReply(TextReply):
+    """wechatpy's TextReply writes every value into CDATA as it is, so a title holding "]]>"
+    (or a control character) breaks the XML; this one writes the same reply safely."""
+
+    def render(self) -> str:
+        nodes = (
+            f"<ToUserName>{cdata(self.target)}</ToUserName>",
+            f"<FromUserName>{cdata(self.source)}</FromUserName>",
+            f"<CreateTime>{int(self.time)}</CreateTime>",
+            f"<MsgType>{cdata(self.type)}</MsgType>",
+            f"<Content>{cdata(self.content)}</Content>",
+        )
+        return "<xml>\n" + "\n".join(nodes) + "\n</xml>"
 
 
 @dataclass(frozen=True)
@@ -135,4 +160,4 @@ async def answer_message(message: BaseMessage) -> BaseReply | None:
 
 
 def _text(message: BaseMessage, content: str) -> TextReply:
-    return TextReply(message=message, content=content, time=int(clock.now().timestamp()))
+    return XmlSafeTextReply(message=message, content=content, time=int(clock.now().timestamp()))

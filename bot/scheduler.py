@@ -4,7 +4,8 @@ Several bot processes may run. Each interval of a job belongs to whichever proce
 sets the job's slot key in the key-value store (`SET NX` with the interval as TTL), so
 normally one process runs it. The key-value store coordinates, it is not the source of
 truth: a job must stay correct when it runs twice (guarded updates, unique keys), as it
-may when Redis restarts or when a run takes longer than its interval.
+may when Redis restarts or when a run takes longer than its interval. While Redis does not
+answer at all, every process runs its jobs on its own schedule.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from backend.core.config import Settings
-from backend.core.redis import get_kv
-from bot import jobs_activities, jobs_notices, jobs_party, jobs_points, jobs_wishes
+from backend.core.redis import KeyValueUnavailable, get_kv
+from bot import (
+    jobs_activities,
+    jobs_notices,
+    jobs_party,
+    jobs_points,
+    jobs_retention,
+    jobs_wishes,
+)
 
 log = logging.getLogger("linli.bot.scheduler")
 
@@ -78,6 +86,11 @@ JOBS: list[Job] = [
         jobs_party.EXPIRE_CHECKINS_EVERY_SECONDS,
         jobs_party.expire_party_checkins,
     ),
+    Job(
+        "retention.purge",
+        jobs_retention.PURGE_EVERY_SECONDS,
+        jobs_retention.purge_expired_data,
+    ),
 ]
 
 
@@ -104,6 +117,10 @@ class Scheduler:
                 mine = await get_kv().set(
                     slot_key(job.name), self.owner, ttl=job.every_seconds, nx=True
                 )
+            except KeyValueUnavailable:
+                # Without the store, run it anyway: a job is correct when run twice, and a
+                # Redis outage must not stop reminders or releases (the breaker logs it once).
+                mine = True
             except Exception:
                 log.exception("job %s: key-value store unavailable, skipped this round", job.name)
                 continue

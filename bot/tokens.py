@@ -4,7 +4,9 @@ WeChat keeps one live token per app: each fetch invalidates the previous one aft
 short grace period, so processes that refresh on their own knock each other out. Here a
 refresh happens under a lock (`SET NX` with a TTL); the others wait and re-read. A
 caller that got 40001/42001 passes the token it used as `stale`, so a token someone
-already replaced is not fetched again.
+already replaced is not fetched again. When the store does not answer, no token is fetched
+(that would knock out the other processes' token): the last one known is used, and without
+one KeyValueUnavailable tells the relay to try the message again later.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 import httpx
 
 from backend.core.config import Settings
-from backend.core.redis import get_kv
+from backend.core.redis import KeyValueUnavailable, get_kv
 
 log = logging.getLogger("linli.bot.tokens")
 
@@ -66,7 +68,14 @@ class TokenKeeper:
         cached = self._local.get(app_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        current = await get_kv().get(token_key(app_id))
+        try:
+            current = await get_kv().get(token_key(app_id))
+        except KeyValueUnavailable:
+            if cached is None:
+                raise
+            # The store is down, the token we had most likely still works (WeChat's live for
+            # two hours); a 40001 sends the caller to `refresh`, which waits for the store.
+            return cached[0]
         if not current:
             return await self.refresh(app_id, stale=None)
         return self._remember(app_id, current)

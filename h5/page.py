@@ -26,11 +26,56 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from backend.core.errors import DomainError, Invalid
+from backend.core.text import CONTROL_MESSAGE, has_forbidden
 from h5 import csrf
 from h5.render import render_error
 from h5.session import LoginRequired, login_redirect
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+# How the page names a refused field to the person who typed it (others by their key).
+_LABELS = {
+    "nickname": "昵称",
+    "name": "姓名",
+    "title": "标题",
+    "body": "正文",
+    "description": "介绍",
+    "location": "地点",
+    "address": "居住楼栋",
+    "work_unit": "工作单位",
+    "party_org": "所在党组织",
+    "party_org_contact": "党组织联系人",
+    "skills_note": "其他特长",
+    "available_note": "服务时间说明",
+    "reason": "原因",
+    "note": "备注",
+    "task": "服务事项",
+    "pickup_place": "领取地点",
+    "q": "搜索内容",
+}
+
+
+def _refused(name: str) -> Invalid:
+    return Invalid(fields={name: f"{_LABELS.get(name, f'“{name}”')}{CONTROL_MESSAGE}"})
+
+
+async def refuse_unsafe_text(request: Request) -> None:
+    """Invalid naming the first query parameter or form field that holds a character no
+    stored or exported text may hold (uploaded files are not text)."""
+    for name, value in request.query_params.multi_items():
+        if has_forbidden(value):
+            raise _refused(name)
+    if request.method in _SAFE_METHODS:
+        return
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return
+    # Starlette keeps the parsed form on the request, so the handler reads this same one.
+    form = await request.form()
+    for name, value in form.multi_items():
+        if isinstance(value, str) and has_forbidden(value):
+            raise _refused(name)
 
 
 class PageRoute(APIRoute):
@@ -43,6 +88,7 @@ class PageRoute(APIRoute):
             try:
                 if request.method not in _SAFE_METHODS:
                     await csrf.verify_request(request)
+                await refuse_unsafe_text(request)
                 return await handler(request)
             except LoginRequired:
                 return login_redirect(request)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from h5.pages import activities, auth, home, notices, party, points, profile, wishes
+from h5.pages import activities, auth, home, notices, party, points, privacy, profile, wishes
 from h5.render import STATIC_DIR, STATIC_PREFIX, CachedStaticFiles
 
 PAGE_ROUTERS = (
     auth.router,
     home.router,
     profile.router,
+    privacy.router,
     wishes.router,
     activities.router,
     notices.router,

@@ -49,6 +49,17 @@ async def page_user(request: Request) -> User:
 CurrentUser = Annotated[User, Depends(page_user)]
 
 
+async def session_user(request: Request) -> User | None:
+    """The user of a still valid session cookie, or None (logging out needs no live session)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await accounts_service.authenticate(token=token, kind="session")
+    except Unauthenticated:
+        return None
+
+
 def safe_next(value: str | None) -> str:
     """`value` when it is a path of these pages, else the home page (no open redirect)."""
     if not value or len(value) > 512 or "\\" in value or any(ord(c) < 0x20 for c in value):
@@ -84,7 +95,7 @@ def start_session(request: Request, response: Response, user: User) -> None:
     """Log the browser in as `user` with a signed HttpOnly cookie."""
     response.set_cookie(
         SESSION_COOKIE,
-        accounts_service.issue_session_token(user_id=user.id),
+        accounts_service.issue_session_token(user_id=user.id, token_version=user.token_version),
         max_age=get_settings().session_ttl_seconds,
         path="/",
         httponly=True,

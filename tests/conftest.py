@@ -33,6 +33,20 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("LINLI_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("LINLI_TEST_REDIS_URL")
 
+# Real-looking values production accepts (a public https address, WeChat ids, secrets and
+# token that are not the demo ones), for tests that run with LINLI_ENV=prod; each such test
+# sets its own LINLI_SECRET_KEY.
+PROD_SETTINGS = {
+    "env": "prod",
+    "public_base_url": "https://linli.shimenerlu.example.cn",
+    "mp_appid": "wx5c8f0e2b7d41a936",
+    "mp_secret": "3f9b2c7e1a6d48e0b5c2f7a9d1e3b6c8",
+    "oa_appid": "wx9a1d3e6b2c7f4058",
+    "oa_secret": "c7e2a9f4b1d6083e5a7c9b2f4d1e6a83",
+    "oa_token": "Rk7mQ2vX9pLw4sTz",
+}
+PROD_ENV = {f"LINLI_{name.upper()}": value for name, value in PROD_SETTINGS.items()}
+
 
 def require_service(url: str | None, name: str, variable: str) -> str:
     """Skip (fresh machine) or fail (CI) when a real service is not configured."""

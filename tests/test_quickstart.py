@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import PROD_ENV, free_port, wait_for_http
 from tests.fakes.wechat_server import FakeWechat
 
 START_TIMEOUT = 60
@@ -111,7 +111,7 @@ def test_linli_run_is_refused_in_prod(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "backend.cli", "run", "--port", str(free_port())],
         cwd=tmp_path,
-        env=fresh_env(LINLI_ENV="prod", LINLI_SECRET_KEY="s" * 48),
+        env=fresh_env(**PROD_ENV, LINLI_SECRET_KEY="s" * 48),
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from backend.accounts import service
 from backend.accounts.deps import CurrentUser, StreetAdmin
@@ -20,7 +20,7 @@ from backend.accounts.schemas import (
     UserId,
     UserOut,
 )
-from backend.core.errors import responses
+from backend.core.errors import error_schema, responses
 
 router = APIRouter(tags=["accounts"])
 
@@ -29,11 +29,28 @@ router = APIRouter(tags=["accounts"])
     "/auth/miniprogram/login",
     response_model=LoginOut,
     summary="小程序登录：wx.login 的 code 换取 token",
-    responses=responses(401, 409, 422, 429),
+    description="401：wechat_login_failed（微信拒绝了 code）；502：wechat_unavailable"
+    "（微信无法连接或答复不合规范）。",
+    responses={
+        **responses(401, 409, 422, 429),
+        401: error_schema("unauthenticated", "wechat_login_failed"),
+        502: error_schema("wechat_unavailable"),
+    },
 )
 async def miniprogram_login(body: MiniProgramLoginIn) -> LoginOut:
     token, expires_in, user = await service.login_miniprogram(code=body.code)
     return LoginOut(token=token, expires_in=expires_in, user=await service.describe_user(user=user))
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    summary="退出登录：本人所有设备上的登录（小程序 token 与 H5 会话）立即失效",
+    responses=responses(401, 429),
+)
+async def logout(user: CurrentUser) -> Response:
+    await service.logout(user=user)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserOut, summary="当前用户", responses=responses(401, 429))
@@ -42,7 +59,10 @@ async def get_me(user: CurrentUser) -> UserOut:
 
 
 @router.patch(
-    "/me", response_model=UserOut, summary="修改个人资料", responses=responses(401, 422, 429)
+    "/me",
+    response_model=UserOut,
+    summary="修改个人资料",
+    responses=responses(401, 422, 429),
 )
 async def patch_me(body: ProfileUpdateIn, user: CurrentUser) -> UserOut:
     updated = await service.update_profile(user=user, **body.model_dump(exclude_unset=True))
@@ -66,7 +86,7 @@ async def create_grant(body: GrantIn, admin: StreetAdmin) -> GrantOut:
 @router.delete(
     "/admin/grants",
     response_model=RevokeOut,
-    summary="收回角色（街道管理员）",
+    summary="收回角色（街道管理员）：对方已有的登录随即失效",
     responses=responses(401, 403, 404, 422, 429),
 )
 async def delete_grant(

@@ -8,16 +8,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.core.ids import MAX_ID, MAX_ORG_ID
+from backend.core.text import InModel
 
 GrantableRole = Literal["party_member", "staff", "street_admin"]
 # Ids as the columns hold them: org tables use 32-bit keys, users 64-bit.
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
 UserId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# The User.nickname column's length, so form, body and service refuse the same text.
+NICKNAME_MAX = 64
 
 
-class MiniProgramLoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MiniProgramLoginIn(InModel):
     code: str = Field(min_length=1, max_length=128, description="wx.login() 返回的 code")
 
 
@@ -45,21 +46,17 @@ class LoginOut(BaseModel):
     user: UserOut
 
 
-class ProfileUpdateIn(BaseModel):
+class ProfileUpdateIn(InModel):
     """Only the fields sent are changed; null clears phone, community, building or unit."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    nickname: str | None = Field(default=None, max_length=32)
+    nickname: str | None = Field(default=None, max_length=NICKNAME_MAX)
     phone: str | None = Field(default=None, max_length=20)
     community_id: OrgId | None = None
     building_id: OrgId | None = None
     unit_id: OrgId | None = None
 
 
-class GrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GrantIn(InModel):
     user_id: UserId
     role: GrantableRole
     community_id: OrgId | None = Field(default=None, description="staff、party_member 必填")

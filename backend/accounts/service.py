@@ -8,15 +8,22 @@ import re
 from typing import Any, Literal
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from backend.accounts import wechat
 from backend.accounts.models import GRANTED_ROLES, ROLES, RoleGrant, User, WechatIdentity
-from backend.accounts.schemas import RoleScope, UserOut
+from backend.accounts.schemas import NICKNAME_MAX, RoleScope, UserOut
 from backend.core.config import Settings, get_settings
 from backend.core.db import close_db, init_db
-from backend.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from backend.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+)
 from backend.core.ids import MAX_ORG_ID, may_exist
 from backend.core.outbox import enqueue
 from backend.core.security import (
@@ -27,6 +34,7 @@ from backend.core.security import (
     sign_token,
     verify_token,
 )
+from backend.core.text import clean_text
 from backend.orgs.models import Building, Community, Unit
 
 log = logging.getLogger("linli.accounts")
@@ -50,47 +58,120 @@ ROLE_NAMES = {
 PERSONAS_DEV_ONLY = "演示身份登录仅在开发环境（LINLI_ENV=dev）可用"
 
 _PHONE = re.compile(r"1[3-9]\d{9}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSET: Any = object()
 
 
 # --- tokens ---
 
 
-def issue_access_token(*, user_id: int) -> str:
+def issue_access_token(*, user_id: int, token_version: int = 0) -> str:
     """A signed bearer token for the mini-program, valid `token_ttl_seconds`."""
-    return sign_token({"uid": user_id}, ttl_seconds=get_settings().token_ttl_seconds, salt="access")
+    return sign_token(
+        {"uid": user_id, "tv": token_version},
+        ttl_seconds=get_settings().token_ttl_seconds,
+        salt="access",
+    )
 
 
-def issue_session_token(*, user_id: int) -> str:
+def issue_session_token(*, user_id: int, token_version: int = 0) -> str:
     """A signed H5 session cookie value, valid `session_ttl_seconds`."""
     return sign_token(
-        {"uid": user_id}, ttl_seconds=get_settings().session_ttl_seconds, salt="session"
+        {"uid": user_id, "tv": token_version},
+        ttl_seconds=get_settings().session_ttl_seconds,
+        salt="session",
     )
+
+
+def _expired() -> Unauthenticated:
+    return Unauthenticated("登录已失效，请重新登录")
+
+
+def read_token(*, token: str, kind: TokenKind) -> tuple[int, int]:
+    """(user id, token version) of a token of `kind`, from its signature alone (no database
+    read); Unauthenticated when forged or expired. Tokens signed before versions existed
+    carry none and count as version 0."""
+    payload = verify_token(token, salt=kind)
+    uid = payload.get("uid") if payload else None
+    version = payload.get("tv", 0) if payload else None
+    if not isinstance(uid, int) or not isinstance(version, int) or isinstance(version, bool):
+        raise _expired()
+    return uid, version
 
 
 def token_user_id(*, token: str, kind: TokenKind) -> int:
     """The user id a token of `kind` was issued to, from its signature alone (no database
     read); Unauthenticated when forged or expired."""
-    payload = verify_token(token, salt=kind)
-    uid = payload.get("uid") if payload else None
-    if not isinstance(uid, int):
-        raise Unauthenticated("登录已失效，请重新登录")
-    return uid
+    return read_token(token=token, kind=kind)[0]
+
+
+def check_token_version(user: User | None, token_version: int) -> User:
+    """`user` when a token of `token_version` still speaks for them; Unauthenticated when
+    the user is gone, closed their account, or logged out since the token was issued."""
+    if user is None or user.erased_at is not None or user.token_version != token_version:
+        raise _expired()
+    return user
+
+
+class Caller(int):
+    """The caller's user id, carrying the token version it was signed with.
+
+    `deps.CallerId` gives one to the booking route, which must not read the database before
+    the Redis sold-out gate answers. An int, so the route hands it on as the user id
+    unchanged; the booking service reads the user row right after the gate anyway and calls
+    `check_caller(user, user_id)` there, so a logged-out token is refused at no extra read.
+    A full class still answers sold_out to a stale token first: the public seat count says
+    as much, and nothing is booked.
+    """
+
+    token_version: int
+
+    def __new__(cls, user_id: int, token_version: int) -> Caller:
+        caller = super().__new__(cls, user_id)
+        caller.token_version = token_version
+        return caller
+
+
+def check_caller(user: User | None, user_id: int) -> User:
+    """`user` when the caller may act as them: a `Caller` is held to its token version, a
+    plain id was authenticated by whoever passed it."""
+    if isinstance(user_id, Caller):
+        return check_token_version(user, user_id.token_version)
+    if user is None:
+        raise _expired()
+    return user
 
 
 async def authenticate(*, token: str, kind: TokenKind) -> User:
-    """The user a token of `kind` was issued to; Unauthenticated when forged, expired or unknown."""
-    user = await User.get_or_none(id=token_user_id(token=token, kind=kind))
-    if user is None:
-        raise Unauthenticated("登录已失效，请重新登录")
-    return user
+    """The user a token of `kind` was issued to; Unauthenticated when forged, expired,
+    unknown, or older than the user's last logout, role revoke or account closure."""
+    uid, version = read_token(token=token, kind=kind)
+    return check_token_version(await User.get_or_none(id=uid), version)
+
+
+async def end_sessions_in_tx(*, user_id: int) -> None:
+    """Raise the user's token version: every bearer token and cookie issued before stops
+    working at once (one guarded increment, so concurrent ends never lose one)."""
+    await User.filter(id=user_id).update(token_version=F("token_version") + 1)
+
+
+async def logout(*, user: User) -> None:
+    """End every session and token of `user` (every device, H5 and mini-program)."""
+    async with in_transaction():
+        await end_sessions_in_tx(user_id=user.id)
 
 
 # --- WeChat login ---
 
 
-def _login_failed() -> Unauthenticated:
+class WeChatUnavailableError(DomainError):
+    status_code = 502
+    code = "wechat_unavailable"
+    message = "微信服务暂时无法连接，请稍后再试"
+
+
+def _login_failed(exc: wechat.WeChatLoginError) -> DomainError:
+    if isinstance(exc, wechat.WeChatUnavailable):
+        return WeChatUnavailableError()
     return Unauthenticated("微信登录失败，请重新进入后再试", code="wechat_login_failed")
 
 
@@ -151,9 +232,13 @@ async def login_miniprogram(*, code: str) -> tuple[str, int, User]:
     try:
         info = await asyncio.to_thread(wechat.code_to_session, settings, code)
     except wechat.WeChatLoginError as exc:
-        raise _login_failed() from exc
+        raise _login_failed(exc) from exc
     user = await _user_for_identity(kind=KIND_MINIPROGRAM, app_id=settings.mp_appid, info=info)
-    return issue_access_token(user_id=user.id), settings.token_ttl_seconds, user
+    return (
+        issue_access_token(user_id=user.id, token_version=user.token_version),
+        settings.token_ttl_seconds,
+        user,
+    )
 
 
 def oauth_authorize_url(*, redirect_uri: str, state: str) -> str:
@@ -167,7 +252,7 @@ async def login_official_account(*, code: str) -> User:
     try:
         info = await asyncio.to_thread(wechat.oauth_code_to_identity, settings, code)
     except wechat.WeChatLoginError as exc:
-        raise _login_failed() from exc
+        raise _login_failed(exc) from exc
     return await _user_for_identity(kind=KIND_OFFICIAL_ACCOUNT, app_id=settings.oa_appid, info=info)
 
 
@@ -234,13 +319,12 @@ async def update_profile(
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if nickname is not _UNSET:
-        name = (nickname or "").strip()
-        if not name:
-            errors["nickname"] = "昵称不能为空"
-        elif len(name) > 32 or _CONTROL.search(name):
-            errors["nickname"] = "昵称最多 32 个字，且不能含特殊控制字符"
-        else:
-            values["nickname"] = name
+        try:
+            values["nickname"] = clean_text(
+                nickname, field="nickname", label="昵称", min_length=1, max_length=NICKNAME_MAX
+            )
+        except Invalid as exc:
+            errors.update(exc.fields or {})
     if phone is not _UNSET:
         if phone is None or not str(phone).strip():
             values["phone_encrypted"] = values["phone_index"] = None
@@ -400,7 +484,8 @@ async def grant_role(
 async def revoke_role(
     *, actor: User | None, user_id: int, role: str, community_id: int | None
 ) -> bool:
-    """Take `role` in `community_id` away; False when it was not held. Same rules as grant."""
+    """Take `role` in `community_id` away; False when it was not held. Same rules as grant;
+    a revoke by another person also ends the holder's sessions."""
     community_id = await _check_grant(
         actor=actor, user_id=user_id, role=role, community_id=community_id
     )
@@ -408,6 +493,11 @@ async def revoke_role(
         deleted = await RoleGrant.filter(
             user_id=user_id, role=role, scope_key=_scope_key(role, community_id)
         ).delete()
+        # A role taken away by someone else ends the person's sessions, so a device left
+        # signed in cannot go on acting in the role. When the system ends a role the person
+        # gave up themselves (actor None, e.g. leaving the party report-in) they stay signed in.
+        if deleted and actor is not None:
+            await end_sessions_in_tx(user_id=user_id)
     return deleted > 0
 
 

@@ -11,6 +11,7 @@ wechatpy is synchronous: call these functions through `asyncio.to_thread`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +99,22 @@ class WeChatLoginError(Exception):
     """WeChat refused the code, answered nonsense or could not be reached."""
 
 
+class WeChatUnavailable(WeChatLoginError):
+    """WeChat could not be reached or answered something that is not a valid answer: the
+    person did nothing wrong, so this is reported apart from a refused code."""
+
+
 @dataclass(frozen=True)
 class WeChatIdentityInfo:
     openid: str
     unionid: str | None
+
+
+# WeChat's openids and unionids are 28-character URL-safe strings; anything else (longer
+# than a column, spaces, control characters) is not an answer we store or log.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SESSION_KEY = re.compile(r"[A-Za-z0-9+/=]{1,128}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
 
 
 def api_client(settings: Settings, *, appid: str, secret: str, **kwargs: Any) -> WeChatApiClient:
@@ -121,38 +134,70 @@ def oauth_client(settings: Settings, *, redirect_uri: str = "", state: str = "")
     )
 
 
+def _malformed(source: str, what: str) -> WeChatUnavailable:
+    log.warning("wechat %s answered a malformed %s", source, what)
+    return WeChatUnavailable(f"{source}: malformed {what}")
+
+
+def _check(result: Any, source: str, name: str, pattern: re.Pattern[str], *, required: bool) -> Any:
+    value = result.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _malformed(source, name)
+    return value
+
+
 def _identity(result: Any, source: str) -> WeChatIdentityInfo:
-    openid = result.get("openid") if isinstance(result, dict) else None
-    if not isinstance(openid, str) or not openid:
-        log.warning("wechat %s answered without an openid", source)
-        raise WeChatLoginError(f"{source}: no openid")
-    unionid = result.get("unionid")
-    return WeChatIdentityInfo(openid=openid, unionid=unionid if isinstance(unionid, str) else None)
+    if not isinstance(result, dict):
+        raise _malformed(source, "answer")
+    openid = _check(result, source, "openid", _ID, required=True)
+    unionid = _check(result, source, "unionid", _ID, required=False)
+    return WeChatIdentityInfo(openid=openid, unionid=unionid)
 
 
 def _failure(source: str, exc: Exception) -> WeChatLoginError:
     errcode = getattr(exc, "errcode", None)
     # Never log the code itself: it is a one-time credential.
     log.warning("wechat %s failed", source, extra={"status": errcode or type(exc).__name__})
-    return WeChatLoginError(f"{source}: {errcode or type(exc).__name__}")
+    if isinstance(exc, WeChatException) and isinstance(errcode, int) and errcode:
+        return WeChatLoginError(f"{source}: {errcode}")
+    # No errcode: the HTTP call failed, or the answer could not be read.
+    return WeChatUnavailable(f"{source}: {errcode or type(exc).__name__}")
+
+
+# What a malformed answer makes wechatpy raise while it reads it (a list where a dict was
+# expected, a missing key, an errcode that is not a number, a body that is not JSON).
+_READ_ERRORS = (WeChatException, requests.RequestException, ValueError, KeyError, TypeError)
 
 
 def code_to_session(settings: Settings, code: str) -> WeChatIdentityInfo:
-    """Mini-program `wx.login` code → identity (blocking)."""
+    """Mini-program `wx.login` code → identity (blocking); the answer is checked field by
+    field before anything of it is used."""
     client = _CodeToSessionClient(
         settings.mp_appid, settings.mp_secret, api_base=settings.wechat_api_base
     )
+    source = "code2session"
     try:
         result = client.wxa.code_to_session(code)
-    except (WeChatException, requests.RequestException, ValueError) as exc:
-        raise _failure("code2session", exc) from exc
-    return _identity(result, "code2session")
+    except _READ_ERRORS as exc:
+        raise _failure(source, exc) from exc
+    info = _identity(result, source)
+    _check(result, source, "session_key", _SESSION_KEY, required=True)
+    return info
 
 
 def oauth_code_to_identity(settings: Settings, code: str) -> WeChatIdentityInfo:
-    """Official-account OAuth code → identity (blocking)."""
+    """Official-account OAuth code → identity (blocking); the answer is checked field by
+    field before anything of it is used."""
+    source = "oauth2/access_token"
     try:
         result = oauth_client(settings).fetch_access_token(code)
-    except (WeChatException, requests.RequestException, ValueError, KeyError) as exc:
-        raise _failure("oauth2/access_token", exc) from exc
-    return _identity(result, "oauth2/access_token")
+    except _READ_ERRORS as exc:
+        raise _failure(source, exc) from exc
+    info = _identity(result, source)
+    _check(result, source, "access_token", _TOKEN, required=True)
+    expires_in = result.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+        raise _malformed(source, "expires_in")
+    return info

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Check-in codes are one mechanism for activities and service posts, and so are their errors.
+from backend.core.checkin import CheckinCodeInvalid as CheckinCodeInvalid
+from backend.core.checkin import CheckinLocked as CheckinLocked
 from backend.core.errors import Conflict, Forbidden
 
 
@@ -53,11 +56,6 @@ class CancelDeadlinePassed(Conflict):
 class NotCancellable(Conflict):
     code = "not_cancellable"
     message = "这条报名已结束，不能取消"
-
-
-class CheckinCodeInvalid(Conflict):
-    code = "checkin_code_invalid"
-    message = "签到码不正确或已过期，请扫描现场最新的二维码"
 
 
 class CheckinClosed(Conflict):

@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 
 from backend.core.clock import clock
 from backend.core.config import get_settings
-from backend.core.redis import RedisKeyValue, get_kv
+from backend.core.redis import KeyValueUnavailable, RedisKeyValue, get_kv
 
 log = logging.getLogger("linli.activities.gate")
 
@@ -108,7 +108,9 @@ async def _run(kv: RedisKeyValue, source: str, activity_id: int, *args: int) -> 
     if script is None:
         script = _scripts[(id(kv.client), source)] = kv.client.register_script(source)
     base = f"{kv.prefix}activity-gate:{activity_id}"
-    return int(await script(keys=[base, f"{base}:holders"], args=list(args)))
+    # Through the breaker: a Redis that does not answer costs one short timeout, after which
+    # bookings go straight to the database for a while.
+    return int(await kv.call(lambda: script(keys=[base, f"{base}:holders"], args=list(args))))
 
 
 async def _call(source: str, activity_id: int, *args: int) -> int | None:
@@ -117,6 +119,8 @@ async def _call(source: str, activity_id: int, *args: int) -> int | None:
         return None
     try:
         return await _run(kv, source, activity_id, *args)
+    except KeyValueUnavailable:
+        return None  # logged once by the breaker, not per booking
     except Exception:
         log.warning("sold-out gate unavailable, bookings go to the database", exc_info=True)
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CallerId, CurrentUser, StaffUser
 from backend.activities import service
@@ -26,7 +26,8 @@ from backend.activities.schemas import (
     DrawOut,
     OrgId,
 )
-from backend.core.errors import responses
+from backend.core import xlsx
+from backend.core.errors import error_schema, responses
 from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID
 from backend.core.pagination import PageOut, PageParams
@@ -172,6 +173,20 @@ async def list_activity_bookings(
     )
 
 
+@router.get(
+    "/activities/{activity_id}/bookings.xlsx",
+    summary="导出活动的报名与签到名单（Excel，工作人员；手机号脱敏）",
+    response_class=Response,
+    responses={
+        200: {"content": {xlsx.MEDIA_TYPE: {}}, "description": "xlsx 文件"},
+        **responses(401, 403, 404, 422, 429),
+    },
+)
+async def export_activity_bookings(activity_id: ActivityId, actor: StaffUser) -> Response:
+    name, content = await service.export_bookings_xlsx(actor=actor, activity_id=activity_id)
+    return xlsx.xlsx_response(name, content)
+
+
 @router.delete(
     "/bookings/{booking_id}",
     response_model=CancelledOut,
@@ -218,8 +233,15 @@ async def issue_checkin_code(activity_id: ActivityId, actor: StaffUser) -> Check
     "/activities/{activity_id}/checkin",
     response_model=CheckinOut,
     summary="签到（报名成功的人，输入或扫描现场签到码）",
-    description="409：checkin_code_invalid、checkin_closed、not_booked、activity_cancelled。",
-    responses=responses(401, 404, 409, 422, 429),
+    description="409：checkin_code_invalid、checkin_closed、not_booked、activity_cancelled；"
+    "429：checkin_locked（输错签到码次数过多，Retry-After 为需等待的秒数）。",
+    responses={
+        **responses(401, 404, 422),
+        409: error_schema(
+            "checkin_code_invalid", "checkin_closed", "not_booked", "activity_cancelled"
+        ),
+        429: error_schema("rate_limited", "checkin_locked"),
+    },
 )
 async def check_in(activity_id: ActivityId, body: CheckinIn, user: CurrentUser) -> CheckinOut:
     awarded = await service.check_in(user=user, activity_id=activity_id, code=body.code)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from backend.core.ids import MAX_ORG_ID
+from backend.core.text import InModel
 
 if TYPE_CHECKING:
     from backend.activities.service import ActivityView, BookingView, DrawRecord
@@ -20,10 +21,8 @@ OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=64)]
 
 
-class ActivityFields(BaseModel):
+class ActivityFields(InModel):
     """Everything staff set on an activity; create requires all but the optional ones."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title
     category: Category
@@ -54,10 +53,8 @@ class ActivityIn(ActivityFields):
     community_id: OrgId
 
 
-class ActivityPatch(BaseModel):
+class ActivityPatch(InModel):
     """Only the fields sent are changed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     category: Category | None = None
@@ -78,9 +75,7 @@ class ActivityPatch(BaseModel):
     high_demand: bool | None = None
 
 
-class CancelActivityIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelActivityIn(InModel):
     reason: str = Field(default="", max_length=200)
 
 
@@ -218,9 +213,7 @@ class CheckinCodeOut(BaseModel):
     url: str = Field(description="二维码里的签到链接")
 
 
-class CheckinIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CheckinIn(InModel):
     code: str = Field(min_length=1, max_length=16)
 
 
@@ -229,9 +222,7 @@ class CheckinOut(BaseModel):
     points_awarded: int
 
 
-class AttendanceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AttendanceIn(InModel):
     status: Literal["attended", "no_show"]
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 import math
 import secrets
@@ -46,7 +45,6 @@ from backend.activities.exceptions import (
     BookingsExist,
     CancelDeadlinePassed,
     CheckinClosed,
-    CheckinCodeInvalid,
     LimitReached,
     NoShowBlocked,
     NotBooked,
@@ -67,12 +65,13 @@ from backend.core import checkin
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.db import is_postgres
-from backend.core.errors import Invalid, NotFound, Unauthenticated
+from backend.core.errors import Invalid, NotFound
 from backend.core.ids import may_exist
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
 from backend.core.security import decrypt_field, mask_name, mask_phone
+from backend.core.text import clean_text
 from backend.orgs.models import Building, Community
 from backend.points import service as points_service
 
@@ -212,6 +211,34 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+# (label, min length, max length = the column's, multiline) of each text staff type.
+TEXT_FIELDS = {
+    "title": ("活动名称", 2, 64, False),
+    "location": ("地点", 0, 128, False),
+    "description": ("介绍", 0, 2000, True),
+}
+
+
+def _clean_texts(values: dict[str, Any]) -> None:
+    errors: dict[str, str] = {}
+    for field, (label, shortest, longest, multiline) in TEXT_FIELDS.items():
+        if values.get(field) is None:
+            continue
+        try:
+            values[field] = clean_text(
+                values[field],
+                field=field,
+                label=label,
+                min_length=shortest,
+                max_length=longest,
+                multiline=multiline,
+            )
+        except Invalid as exc:
+            errors.update(exc.fields or {})
+    if errors:
+        raise Invalid(fields=errors)
+
+
 def _check_times(values: dict[str, Any]) -> None:
     errors: dict[str, str] = {}
     if values["ends_at"] <= values["starts_at"]:
@@ -260,6 +287,7 @@ async def create_activity(*, actor: User, data: ActivityIn) -> ActivityView:
         raise Invalid(fields={"community_id": "社区不存在"})
     await accounts_service.require_staff_of(actor, data.community_id)
     values = {f: getattr(data, f) for f in MUTABLE_FIELDS}
+    _clean_texts(values)
     for field in TIME_FIELDS:
         values[field] = _utc(values[field])
     _check_times(values)
@@ -294,6 +322,7 @@ async def update_activity(*, actor: User, activity_id: int, patch: ActivityPatch
     missing = [k for k, v in changes.items() if v is None]
     if missing:
         raise Invalid(fields=dict.fromkeys(missing, "不能为空"))
+    _clean_texts(changes)
     for field in TIME_FIELDS:
         if field in changes:
             changes[field] = _utc(changes[field])
@@ -344,10 +373,11 @@ async def update_activity(*, actor: User, activity_id: int, patch: ActivityPatch
 async def cancel_activity(*, actor: User, activity_id: int, reason: str = "") -> ActivityView:
     """Cancel an activity: every live booking is cancelled and its person told, exactly once."""
     await _load_for_staff(actor, activity_id)
+    reason = clean_text(reason, field="reason", label="取消原因", max_length=200)
     now = clock.now()
     async with in_transaction():
         changed = await Activity.filter(id=activity_id, status="published").update(
-            status="cancelled", cancel_reason=reason.strip(), updated_at=now
+            status="cancelled", cancel_reason=reason, updated_at=now
         )
         if changed:
             # The row lock is held: every booking that took a place has committed.
@@ -748,9 +778,8 @@ async def book_activity(*, user_id: int, activity_id: int) -> BookingView:
     if reservation is not None and reservation.outcome == gate.HOLDER:
         raise AlreadyBooked()
     try:
-        user = await User.get_or_none(id=user_id)
-        if user is None:
-            raise Unauthenticated("登录已失效，请重新登录")
+        # The API's caller id carries its token version: a logged-out token stops here.
+        user = accounts_service.check_caller(await User.get_or_none(id=user_id), user_id)
         activity = await _load(activity_id)
         now = clock.now()
         _check_window(activity, now)
@@ -1027,16 +1056,16 @@ async def _attend_in_tx(
 
 
 async def check_in(*, user: User, activity_id: int, code: str) -> int:
-    """The booker checks in with the code on the staff's screen: attended, points paid once.
-    Returns the points awarded by this call (0 on a repeat)."""
+    """The booker checks in with the code on the staff's screen: attended, points paid once;
+    repeated wrong codes lock the person out for a while. Returns the points awarded by this
+    call (0 on a repeat)."""
     activity = await _load(activity_id)
     now = clock.now()
     if activity.status != "published":
         raise ActivityCancelled()
     if not _checkin_open(activity, now):
         raise CheckinClosed()
-    if not checkin.verify_code(subject=checkin_subject(activity_id), code=code):
-        raise CheckinCodeInvalid()
+    await checkin.verify_code_for(subject=checkin_subject(activity_id), user_id=user.id, code=code)
     booking = await Booking.get_or_none(live_key=f"{activity_id}:{user.id}")
     if booking is None or booking.status not in ("confirmed", "attended"):
         raise NotBooked()
@@ -1173,20 +1202,22 @@ STATUS_NAMES = {
 async def export_bookings_xlsx(*, actor: User, activity_id: int) -> tuple[str, bytes]:
     """Staff: (file name, .xlsx bytes) of the activity's sign-ups and attendance."""
     # Imported here: openpyxl is large, and most app processes never export anything.
-    from openpyxl import Workbook
+    from backend.core.xlsx import Spreadsheet
 
     activity = await _load_for_staff(actor, activity_id)
     bookings = await Booking.filter(activity_id=activity_id).order_by("id")
-    zone = ZoneInfo(get_settings().timezone)
-
-    def local(moment: datetime | None) -> str:
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "报名与签到"
-    sheet.append([activity.title, local(activity.starts_at), activity.location])
-    sheet.append(["序号", "昵称", "手机号", "状态", "候补位次", "报名时间", "签到时间", "免责"])
+    starts = activity.starts_at.astimezone(ZoneInfo(get_settings().timezone))
+    book = Spreadsheet()
+    sheet = book.sheet(
+        "报名与签到",
+        caption=" ".join(
+            part for part in (activity.title, f"{starts:%Y-%m-%d %H:%M}", activity.location) if part
+        ),
+        header=["序号", "昵称", "手机号", "状态", "候补位次", "报名时间", "签到时间", "免责"],
+        widths=[8, 16, 14, 10, 10, 18, 18, 8],
+    )
+    # Phones stay masked: at the door staff match a person by nickname and the last four
+    # digits, and the file travels further than the page.
     for number, view in enumerate(await _attendees(bookings), start=1):
         b = view.booking
         sheet.append(
@@ -1195,12 +1226,10 @@ async def export_bookings_xlsx(*, actor: User, activity_id: int) -> tuple[str, b
                 view.nickname,
                 view.phone or "",
                 STATUS_NAMES.get(b.status, b.status),
-                view.waitlist_position or "",
-                local(b.created_at),
-                local(b.checked_in_at),
+                view.waitlist_position,
+                b.created_at,
+                b.checked_in_at,
                 "是" if b.excused_at else "",
             ]
         )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return f"activity-{activity.id}-bookings.xlsx", buffer.getvalue()
+    return f"activity-{activity.id}-bookings.xlsx", book.to_bytes()

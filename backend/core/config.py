@@ -6,11 +6,15 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-secret-change-me"
+DEFAULT_OA_TOKEN = "linli-oa-token"
+# The demo WeChat credentials: fine for the fake server, never for a real account.
+DEMO_WECHAT_VALUES = frozenset({"wx_mp_demo", "mp-demo-secret", "wx_oa_demo", "oa-demo-secret"})
 DEFAULT_SQLITE_URL = "sqlite://./var/linli.sqlite3"
 WECHAT_API_BASE = "https://api.weixin.qq.com"
 
@@ -22,6 +26,12 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     redis_url: str | None = None
     redis_prefix: str = "linli:"
+    # Redis must answer fast or be skipped: a read or connect slower than this counts as
+    # down, and after a failure Redis is left alone for the pause before one probe.
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    redis_pause_seconds: float = Field(default=5.0, ge=0, le=300)
+    # PostgreSQL cancels a statement running longer than this (0 = never).
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     secret_key: str = DEFAULT_SECRET
     timezone: str = "Asia/Shanghai"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -33,7 +43,7 @@ class Settings(BaseSettings):
     mp_secret: str = "mp-demo-secret"
     oa_appid: str = "wx_oa_demo"
     oa_secret: str = "oa-demo-secret"
-    oa_token: str = "linli-oa-token"
+    oa_token: str = DEFAULT_OA_TOKEN
     oa_aes_key: str | None = None
     wecom_webhook_base: str = "https://qyapi.weixin.qq.com"
     # template key -> WeChat template id; one map per channel because the ids differ.
@@ -54,6 +64,23 @@ class Settings(BaseSettings):
     rate_limit_user_per_minute: int = 120
     rate_limit_ip_per_minute: int = 600
     idempotency_ttl_seconds: int = 48 * 3600
+    # A request that died mid-way (process killed) holds its key this long, then a retry runs.
+    idempotency_lease_seconds: int = Field(default=60, ge=1)
+
+    # Rotating check-in codes (activities, service posts): this many wrong codes from one
+    # person for one subject within a lockout window of these minutes refuse that person's
+    # check-in there until the window ends, so six digits cannot be guessed by trying.
+    checkin_max_failures: int = Field(default=5, ge=1, le=100)
+    checkin_lockout_minutes: int = Field(default=15, ge=1, le=1440)
+
+    # Retention (the bot's nightly purge): days after which a delivered or given-up outbox
+    # message loses its context (the row stays for counts), after which it is deleted, after
+    # which a usage counter is deleted, and after which a closed, withdrawn, removed or
+    # rejected wish loses its address and fulfilment photo.
+    retention_outbox_context_days: int = Field(default=30, ge=1)
+    retention_outbox_days: int = Field(default=400, ge=1)
+    retention_usage_counter_days: int = Field(default=60, ge=1)
+    retention_wish_days: int = Field(default=90, ge=1)
 
     outbox_batch_size: int = 50
     outbox_lease_seconds: int = 60
@@ -71,6 +98,13 @@ class Settings(BaseSettings):
     # (sooner if the wish is needed earlier), points for a confirmed wish.
     wish_claim_limit: int = Field(default=3, ge=1)
     wish_claim_days: int = Field(default=7, ge=1)
+    # Against claim → release → claim churn (reading one poster after another): minutes a
+    # person waits after giving a claim back, and claims one person may make per local day.
+    # Wishes and two-way board items one person may post per local day.
+    wish_claim_cooldown_minutes: int = Field(default=30, ge=0, le=10_080)
+    wish_claims_per_day: int = Field(default=5, ge=1, le=100)
+    wishes_per_day: int = Field(default=3, ge=1, le=100)
+    board_items_per_day: int = Field(default=10, ge=1, le=1000)
     # Test-only: the claim's guarded UPDATE becomes read-check-write, for the race test's
     # control case. Honoured only when env is dev.
     test_unguarded_claim: bool = False
@@ -142,24 +176,39 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_prod(self) -> Settings:
-        if self.env == "prod" and (self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32):
-            raise ValueError(
-                "LINLI_SECRET_KEY must be set to a random value of at least 32 characters "
-                "when LINLI_ENV=prod"
+    def _refuse_unsafe_values_in_prod(self) -> Settings:
+        if self.env != "prod":
+            return self
+        problems = []
+        if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+            problems.append(
+                "LINLI_SECRET_KEY must be set to a random value of at least 32 characters"
             )
-        if self.env == "prod" and self.test_unguarded_post_claim:
-            raise ValueError(
-                "LINLI_TEST_UNGUARDED_POST_CLAIM is for tests only, never with LINLI_ENV=prod"
+        if not self.oa_token or self.oa_token == DEFAULT_OA_TOKEN:
+            problems.append(
+                "LINLI_OA_TOKEN must be the token set in the official account's console"
             )
-        if self.env == "prod" and self.test_unguarded_redeem:
-            raise ValueError(
-                "LINLI_TEST_UNGUARDED_REDEEM is for tests only, never with LINLI_ENV=prod"
+        for name in ("mp_appid", "mp_secret", "oa_appid", "oa_secret"):
+            value = getattr(self, name)
+            if not value or value in DEMO_WECHAT_VALUES:
+                problems.append(
+                    f"LINLI_{name.upper()} must be the real value, not empty or the demo one"
+                )
+        if not _is_public_https(self.public_base_url):
+            problems.append(
+                "LINLI_PUBLIC_BASE_URL must be the public https:// address, not localhost"
             )
-        if self.env == "prod" and self.test_unguarded_booking:
-            raise ValueError(
-                "LINLI_TEST_UNGUARDED_BOOKING is for tests only, never with LINLI_ENV=prod"
-            )
+        for name in (
+            "test_unguarded_post_claim",
+            "test_unguarded_redeem",
+            "test_unguarded_booking",
+        ):
+            if getattr(self, name):
+                problems.append(
+                    f"LINLI_{name.upper()} is for tests only, never with LINLI_ENV=prod"
+                )
+        if problems:
+            raise ValueError("; ".join(problems) + " (LINLI_ENV=prod)")
         return self
 
     @property
@@ -175,6 +224,17 @@ class Settings(BaseSettings):
         if self.is_sqlite and ":memory:" not in self.database_url:
             path = self.database_url.split("://", 1)[1].split("?", 1)[0]
             Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_public_https(url: str) -> bool:
+    parsed = urlsplit(url.strip())
+    host = (parsed.hostname or "").lower()
+    local = (
+        host in ("localhost", "0.0.0.0", "::1")
+        or host.startswith("127.")
+        or host.endswith(".localhost")
+    )
+    return parsed.scheme == "https" and bool(host) and not local
 
 
 @lru_cache

@@ -43,6 +43,11 @@ def tortoise_config(settings: Settings, *, database_url: str | None = None) -> d
         connection["credentials"].setdefault("minsize", 1)
         connection["credentials"].setdefault("maxsize", 10)
         connection["credentials"].setdefault("reset", _release_as_is)
+        if settings.db_statement_timeout_ms:
+            # A hung statement (a lock never released, a runaway query) ends with an error the
+            # app answers as 503 `unavailable`, instead of holding a request and a connection.
+            server_settings = connection["credentials"].setdefault("server_settings", {})
+            server_settings.setdefault("statement_timeout", str(settings.db_statement_timeout_ms))
     return {
         "connections": {"default": connection},
         "apps": {
@@ -77,7 +82,9 @@ async def migrate(settings: Settings) -> None:
     from tortoise.migrations.api import migrate as run_migrations
 
     settings.ensure_var_dir()
-    await run_migrations(config=tortoise_config(settings))
+    # A migration may rightly run long (an index on a big table): no statement timeout.
+    unbounded = settings.model_copy(update={"db_statement_timeout_ms": 0})
+    await run_migrations(config=tortoise_config(unbounded))
     await Tortoise.close_connections()
 
 

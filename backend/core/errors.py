@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import QueryCanceledError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -105,7 +106,8 @@ class ErrorEnvelope(BaseModel):
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Route `responses=` for the error statuses it can answer with."""
+    """Route `responses=` for the error statuses it can answer with (and 503 `unavailable`,
+    which any route answers when the database cancels a statement that ran too long)."""
     described = {
         401: "unauthenticated",
         403: "forbidden",
@@ -113,8 +115,74 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "conflict",
         422: "invalid",
         429: "rate_limited",
+        503: "unavailable",
     }
-    return {s: error_schema(described.get(s, "error")) for s in statuses}
+    return {s: error_schema(described.get(s, "error")) for s in (*statuses, 503)}
+
+
+def document_transport_errors(app: FastAPI) -> None:
+    """Add to the OpenAPI document the refusals that happen before a route's own code runs.
+
+    A body that cannot be read at all (JSON that is not UTF-8, a broken multipart form) is
+    refused by FastAPI before validation, as 400 `bad_request`; a state-changing request
+    signed in with the H5 session cookie but sent from another site is refused by
+    `backend.accounts.deps` as 403 `cross_origin`.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        cookie_schemes = {
+            name
+            for name, scheme in schema.get("components", {}).get("securitySchemes", {}).items()
+            if scheme.get("in") == "cookie"
+        }
+        for methods in schema["paths"].values():
+            for method, operation in methods.items():
+                answers = operation.setdefault("responses", {})
+                envelope = answers.get("422", {}).get("content")
+                if "requestBody" in operation:
+                    answers.setdefault("400", _documented("bad_request", envelope))
+                signed_by_cookie = any(
+                    cookie_schemes & set(requirement)
+                    for requirement in operation.get("security", [])
+                )
+                if signed_by_cookie and method in ("post", "put", "patch", "delete"):
+                    forbidden = answers.setdefault("403", _documented("cross_origin", envelope))
+                    if "cross_origin" not in forbidden.get("description", ""):
+                        forbidden["description"] = (
+                            forbidden.get("description", "") + ", cross_origin"
+                        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _documented(code: str, content: dict[str, Any] | None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": f"错误：{code}"}
+    if content is not None:
+        answer["content"] = content
+    return answer
+
+
+class DatabaseBusy(ServiceUnavailable):
+    message = "系统繁忙，请稍后再试"
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is PostgreSQL cancelling a statement that ran past
+    `statement_timeout`; Tortoise passes asyncpg's error through, sometimes wrapped."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, QueryCanceledError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 _HTTP_CODES = {
@@ -131,7 +199,10 @@ _HTTP_CODES = {
 def _field_errors(exc: RequestValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        loc = [str(p) for p in err.get("loc", ())]
+        # Only the first part says where the input was; a field may itself be named "query".
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
         key = ".".join(loc) or "body"
         if err.get("type") == "json_invalid":
             fields["body"] = "JSON 格式不正确"
@@ -186,6 +257,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", "-")
+        if is_statement_timeout(exc):
+            log.warning("database statement timed out", extra={"request_id": request_id})
+            busy = DatabaseBusy()
+            return error_response(busy.status_code, busy.body(), {"Retry-After": "5"})
         log.exception("unhandled error", extra={"request_id": request_id})
         return error_response(
             500,

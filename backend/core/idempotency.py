@@ -1,7 +1,10 @@
 """`Idempotency-Key` handling: the first response is stored and replayed for retries.
 
 The record lives in the database (unique (scope, key)), so a retry that lands on another
-process or after a restart still finds it.
+process or after a restart still finds it. A record still "running" after the lease
+(`idempotency_lease_seconds`) belongs to a request that died mid-way (its process was
+killed; a live one has long been cut off by the statement timeout): the next retry takes it
+over with one guarded UPDATE, so of two simultaneous retries only one runs.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -29,10 +32,11 @@ def _fingerprint(endpoint: str, payload: Any) -> str:
     return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
 
 
-async def _claim(scope: str, key: str, digest: str) -> IdempotencyRecord | None:
-    """Insert the running record; return the existing one when the key was seen before."""
-    now = clock.now()
-    expired_before = now - timedelta(seconds=get_settings().idempotency_ttl_seconds)
+async def _claim(scope: str, key: str, digest: str, now: datetime) -> IdempotencyRecord | None:
+    """Insert the running record (started at `now`, which marks this run as its owner);
+    return the existing one when the key was seen before and is not free to take over."""
+    settings = get_settings()
+    expired_before = now - timedelta(seconds=settings.idempotency_ttl_seconds)
     await IdempotencyRecord.filter(scope=scope, key=key, created_at__lt=expired_before).delete()
     try:
         await IdempotencyRecord.create(
@@ -42,7 +46,14 @@ async def _claim(scope: str, key: str, digest: str) -> IdempotencyRecord | None:
     except IntegrityError:
         existing = await IdempotencyRecord.get_or_none(scope=scope, key=key)
         if existing is None:  # finished with an error and removed in between: run again
-            return await _claim(scope, key, digest)
+            return await _claim(scope, key, digest, now)
+        lease_ended = now - timedelta(seconds=settings.idempotency_lease_seconds)
+        if existing.status == "running" and existing.request_hash == digest:
+            taken = await IdempotencyRecord.filter(
+                id=existing.id, status="running", created_at__lt=lease_ended
+            ).update(created_at=now)
+            if taken:
+                return None
         return existing
 
 
@@ -63,7 +74,8 @@ async def idempotent(
         raise Invalid("Idempotency-Key 不合法", fields={"Idempotency-Key": "长度须为 1–255"})
     scope = f"user:{user_id}"
     digest = _fingerprint(endpoint, payload)
-    existing = await _claim(scope, key, digest)
+    started = clock.now()
+    existing = await _claim(scope, key, digest, started)
     if existing is not None:
         if existing.request_hash != digest:
             raise Invalid("同一个 Idempotency-Key 不能用于不同的请求", code="idempotency_mismatch")
@@ -78,9 +90,10 @@ async def idempotent(
         result = jsonable_encoder(await action())
     except BaseException:
         # The service rolled back, so nothing was done: a retry with this key may run again.
-        await IdempotencyRecord.filter(scope=scope, key=key).delete()
+        # Only this run's record: one that outlived its lease may belong to a retry by now.
+        await IdempotencyRecord.filter(scope=scope, key=key, created_at=started).delete()
         raise
-    await IdempotencyRecord.filter(scope=scope, key=key).update(
+    await IdempotencyRecord.filter(scope=scope, key=key, created_at=started).update(
         status="done",
         response_status=status_code,
         response_body=json.dumps(result, ensure_ascii=False),

@@ -44,6 +44,13 @@ async def take(key: str, *, bucket: str, limit: int) -> bool:
     return bool(taken)
 
 
+async def give_back(key: str, *, bucket: str) -> None:
+    """Uncount one use taken by `take` that turned out not to be one (never below zero)."""
+    await UsageCounter.filter(key=key, bucket=bucket, count__gt=0).update(
+        count=F("count") - 1, updated_at=clock.now()
+    )
+
+
 async def used(key: str, *, bucket: str) -> int:
     """How many uses of `key` were counted in `bucket`."""
     row = await UsageCounter.get_or_none(key=key, bucket=bucket)

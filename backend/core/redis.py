@@ -7,12 +7,25 @@ must stay correct when it answers slowly or not at all.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from redis import asyncio as redis_asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
 
 from backend.core.config import Settings
+
+log = logging.getLogger("linli.redis")
+
+T = TypeVar("T")
+
+
+class KeyValueUnavailable(Exception):
+    """Redis did not answer in time (or is being left alone for a while after it failed)."""
 
 
 class KeyValue(Protocol):
@@ -99,34 +112,107 @@ return v
 """
 
 
+class Breaker:
+    """Skips Redis for `pause` seconds after it failed, then lets one call probe it.
+
+    A Redis host that accepts connections and never answers would otherwise cost every
+    request the full timeout; with the breaker open, callers go straight to their database
+    or in-process path."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self._skip_until = 0.0  # monotonic; 0 while Redis is healthy
+        self._probing = False
+
+    def allow(self) -> bool:
+        """Whether a call may go to Redis now (after a failure: only the one probe)."""
+        if time.monotonic() < self._skip_until:
+            return False
+        if self._probing:
+            return False
+        if self._skip_until:
+            self._probing = True
+        return True
+
+    def succeeded(self) -> None:
+        if self._skip_until:
+            log.info("Redis answers again")
+        self._skip_until = 0.0
+        self._probing = False
+
+    def failed(self) -> None:
+        if not self._skip_until or self._probing:
+            log.warning("Redis unavailable: left alone for %.1f s", self.pause)
+        self._skip_until = time.monotonic() + self.pause
+        self._probing = False
+
+    def abandoned(self) -> None:
+        """A call was cancelled mid-way: it tells nothing about Redis, but frees the probe."""
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._skip_until)
+
+
 class RedisKeyValue:
-    def __init__(self, url: str, prefix: str = "") -> None:
+    def __init__(
+        self, url: str, prefix: str = "", *, timeout: float = 0.25, pause: float = 5.0
+    ) -> None:
         self.prefix = prefix
+        # No retries inside redis-py (its default is ten, with backoff): one timeout is the
+        # whole cost of a Redis that does not answer, and the breaker spares the next calls.
         self.client = redis_asyncio.from_url(
-            url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
+        self.breaker = Breaker(pause)
         self._release = self.client.register_script(_RELEASE_IF)
         self._incr = self.client.register_script(_INCR_WITH_TTL)
 
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis operation through the breaker; KeyValueUnavailable when it fails."""
+        if not self.breaker.allow():
+            raise KeyValueUnavailable("Redis is being skipped after a failure")
+        try:
+            result = await operation()
+        except ResponseError:
+            # Redis answered (a refused command): it is up, the caller deals with the error.
+            self.breaker.succeeded()
+            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.breaker.failed()
+            raise KeyValueUnavailable(type(exc).__name__) from exc
+        except BaseException:
+            self.breaker.abandoned()
+            raise
+        self.breaker.succeeded()
+        return result
+
     async def get(self, key: str) -> str | None:
-        return await self.client.get(self.prefix + key)
+        return await self.call(lambda: self.client.get(self.prefix + key))
 
     async def set(self, key: str, value: str, *, ttl: float, nx: bool = False) -> bool:
+        px = max(1, int(ttl * 1000))
         return bool(
-            await self.client.set(self.prefix + key, value, px=max(1, int(ttl * 1000)), nx=nx)
+            await self.call(lambda: self.client.set(self.prefix + key, value, px=px, nx=nx))
         )
 
     async def delete(self, key: str) -> None:
-        await self.client.delete(self.prefix + key)
+        await self.call(lambda: self.client.delete(self.prefix + key))
 
     async def incr(self, key: str, *, ttl: float) -> int:
-        return int(await self._incr(keys=[self.prefix + key], args=[max(1, int(ttl * 1000))]))
+        px = max(1, int(ttl * 1000))
+        return int(await self.call(lambda: self._incr(keys=[self.prefix + key], args=[px])))
 
     async def release_if(self, key: str, value: str) -> bool:
-        return bool(await self._release(keys=[self.prefix + key], args=[value]))
+        return bool(await self.call(lambda: self._release(keys=[self.prefix + key], args=[value])))
 
     async def ping(self) -> None:
-        await self.client.ping()
+        await self.call(self.client.ping)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -138,7 +224,12 @@ _kv: KeyValue | None = None
 def init_kv(settings: Settings) -> KeyValue:
     global _kv
     _kv = (
-        RedisKeyValue(settings.redis_url, settings.redis_prefix)
+        RedisKeyValue(
+            settings.redis_url,
+            settings.redis_prefix,
+            timeout=settings.redis_timeout_seconds,
+            pause=settings.redis_pause_seconds,
+        )
         if settings.redis_url
         else MemoryKeyValue()
     )

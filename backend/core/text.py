@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 from backend.core.config import get_settings
@@ -43,8 +44,11 @@ def normalise_newlines(value: str) -> str:
 
 
 def has_forbidden(value: str, *, multiline: bool = True) -> bool:
-    """Whether `value` holds a character no stored or exported text may hold."""
+    """Whether `value` holds a character no stored or exported text may hold (a line end
+    sent as CR LF or CR counts as the newline it stands for)."""
     pattern = _FORBIDDEN if multiline else _FORBIDDEN_IN_LINE
+    if "\r" in value:
+        value = normalise_newlines(value)
     return pattern.search(value) is not None
 
 
@@ -100,9 +104,11 @@ def check_date(value: date | None, *, field: str) -> date | None:
 
 def _checked(value: Any) -> Any:
     if isinstance(value, str):
+        # Browsers and Windows send line ends as CR LF: such a carriage return is no harm.
+        value = normalise_newlines(value)
         if has_forbidden(value):
             raise PydanticCustomError("text_control", CONTROL_MESSAGE)
-        return normalise_newlines(value)
+        return value
     if isinstance(value, datetime):
         if not moment_in_window(value):
             raise PydanticCustomError("moment_window", MOMENT_MESSAGE)
@@ -137,3 +143,64 @@ class InModel(BaseModel):
         if isinstance(value, datetime | date):
             return _checked(value)
         return value
+
+
+# For query parameters (report periods and the like): the same window as request bodies.
+BoundedDate = Annotated[date, AfterValidator(_checked)]
+
+# Only a query string with a percent escape or a byte outside printable ASCII can decode
+# to a forbidden character: every other one (the booking rush's) skips the parse.
+_MAYBE_UNSAFE_QUERY = re.compile(rb"[%\x00-\x1f\x7f-\xff]")
+
+
+class QueryTextCheck:
+    """Pure ASGI: an API request whose query-string or path parameter holds a forbidden
+    character is answered 422 `invalid` naming the parameter (bodies are InModel's)."""
+
+    def __init__(self, app: Any, *, prefix: str = "/api/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            field = self._unsafe_field(scope)
+            if field is not None:
+                # Imported here: responses are only built on this rare path.
+                from fastapi.responses import JSONResponse
+
+                error = Invalid(fields={field: CONTROL_MESSAGE})
+                await JSONResponse(error.body(), error.status_code)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _unsafe_field(scope: Any) -> str | None:
+        query: bytes = scope.get("query_string") or b""
+        if query and _MAYBE_UNSAFE_QUERY.search(query):
+            # Decoded as Starlette decodes it, so the value checked is the value served.
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if has_forbidden(name):
+                    return "query"
+                if has_forbidden(value):
+                    return name
+        if has_forbidden(scope["path"]):
+            return _path_parameter(scope) or "path"
+        return None
+
+
+def _path_parameter(scope: Any) -> str | None:
+    """The name of the path parameter that holds the forbidden character, found from the
+    app's documented paths (only ever on this rare path, and the document is cached)."""
+    app = scope.get("app")
+    if app is None or not hasattr(app, "openapi"):
+        return None
+    path = scope["path"]
+    for template in app.openapi().get("paths", {}):
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        match = re.fullmatch(pattern, path)
+        if match is None:
+            continue
+        for name, value in match.groupdict().items():
+            if has_forbidden(value):
+                return name
+    return None

@@ -15,16 +15,19 @@ Excel date cells in local time, so staff can sort and filter them.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from starlette.responses import Response
 
 from backend.core.config import get_settings
 from backend.core.text import has_forbidden
@@ -130,3 +133,25 @@ class Spreadsheet:
         buffer = io.BytesIO()
         self._book.save(buffer)
         return buffer.getvalue()
+
+
+# What may stand in the plain `filename=` of Content-Disposition: anything else (quotes,
+# semicolons, CR/LF, non-ASCII) could break the header or be read differently by browsers.
+_PLAIN_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for `filename`: an ASCII fallback and the RFC 5987 `filename*`."""
+    stem, _, extension = filename.rpartition(".")
+    plain = _PLAIN_FILENAME.sub("", stem).strip("._-") or "export"
+    fallback = f"{plain}.{_PLAIN_FILENAME.sub('', extension) or 'xlsx'}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def xlsx_response(filename: str, data: bytes) -> Response:
+    """The HTTP answer carrying an export (the API and the H5 pages alike)."""
+    return Response(
+        data,
+        media_type=MEDIA_TYPE,
+        headers={"Content-Disposition": content_disposition(filename), "Cache-Control": "no-store"},
+    )

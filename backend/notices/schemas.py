@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from backend.core.ids import MAX_ID, MAX_ORG_ID
+from backend.core.text import InModel
 from backend.notices.models import MAX_CONSENTS_PER_CALL, Notice
 from backend.notices.service import (
     BODY_MAX,
@@ -21,10 +22,8 @@ from backend.notices.service import (
 TemplateKey = Literal["notice", "booking", "reminder", "wish", "reward"]
 
 
-class SubscriptionIn(BaseModel):
+class SubscriptionIn(InModel):
     """Consents the user just gave in the mini-program (wx.requestSubscribeMessage)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     template_key: TemplateKey = Field(
         description=(
@@ -45,10 +44,8 @@ Audience = Literal["all", "residents", "party_members", "workers", "unit_members
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
 
 
-class NoticeIn(BaseModel):
+class NoticeIn(InModel):
     """A notice staff write (POST /notices and POST /notices/preview)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     community_id: OrgId | None = Field(
         default=None, description="发布社区；不填为全街道通知（仅街道管理员）"

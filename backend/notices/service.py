@@ -35,6 +35,7 @@ from backend.core.ids import MAX_ORG_ID, may_exist
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue_many
 from backend.core.pagination import Page, PageRequest, paginate
+from backend.core.text import MOMENT_MESSAGE, clean_text, moment_in_window
 from backend.notices.audience import Audience, reaches_whole_community, user_filter
 from backend.notices.models import (
     AUDIENCES,
@@ -213,7 +214,6 @@ ROBOT_BODY_CHARS = 1000
 NOTICE_TEMPLATE = "notice"
 DEDUPE_PREFIX = "notice"
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _H5_PATH = re.compile(r"/h5/[A-Za-z0-9/_\-.~%?=&]*")
 _HTTPS_URL = re.compile(r"https://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9/_\-.~%?=&#+]*)?")
 
@@ -273,14 +273,19 @@ class DeliveryCounts:
 
 
 def _clean_text(value: Any, *, field: str, label: str, limit: int, errors: dict) -> str:
-    text = str(value or "").strip()
-    if not text:
-        errors[field] = f"{label}不能为空"
-    elif len(text) > limit:
-        errors[field] = f"{label}不能超过 {limit} 个字"
-    elif _CONTROL.search(text) or (field == "title" and "\n" in text):
-        errors[field] = f"{label}含有不允许的字符"
-    return text
+    # Every field's problem is reported at once, so the form can mark them all.
+    try:
+        return clean_text(
+            value if value is None or isinstance(value, str) else str(value),
+            field=field,
+            label=label,
+            min_length=1,
+            max_length=limit,
+            multiline=field == "body",
+        )
+    except Invalid as exc:
+        errors.update(exc.fields or {})
+        return str(value or "").strip()
 
 
 def _check_link(value: Any, errors: dict) -> str:
@@ -294,6 +299,9 @@ def _check_link(value: Any, errors: dict) -> str:
 
 def _check_publish_at(value: datetime | None, now: datetime, errors: dict) -> datetime:
     if value is None:
+        return now
+    if not moment_in_window(value):
+        errors["publish_at"] = MOMENT_MESSAGE
         return now
     if value.tzinfo is None:
         # A time without an offset is what staff read on the clock in Shanghai.

@@ -8,15 +8,10 @@ and fulfilled in the range).
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
@@ -24,6 +19,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.activities import models as activities_models
 from backend.core.errors import Forbidden
+from backend.core.xlsx import Spreadsheet
 from backend.party import service
 from backend.party.models import PartyRegistration, PostAssignment, ServiceRecordDay
 from backend.party.service import hours
@@ -215,39 +211,6 @@ async def party_report(
 
 # --- Excel ---
 
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="C9302C")
-_TOTAL_FONT = Font(bold=True)
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _sheet(workbook: Workbook, title: str, caption: str, header: list[str], rows: Iterable[list]):
-    sheet = workbook.create_sheet(title)
-    sheet.append([caption])
-    sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append(header)
-    for cell in sheet[2]:
-        cell.font = _HEADER_FONT
-        cell.fill = _HEADER_FILL
-        cell.alignment = Alignment(horizontal="center")
-    for row in rows:
-        sheet.append(row)
-    for index, title_text in enumerate(header, start=1):
-        width = max(
-            [len(str(title_text))]
-            + [len(str(c.value or "")) for c in sheet[get_column_letter(index)][2:]]
-        )
-        sheet.column_dimensions[get_column_letter(index)].width = min(40, 4 + width * 1.6)
-    sheet.freeze_panes = "A3"
-    return sheet
-
-
-def _save(workbook: Workbook) -> bytes:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 UNIT_HEADER = [
     "工作单位",
     "所在党组织",
@@ -275,16 +238,17 @@ MEMBER_HEADER = [
 def report_workbook(report: PartyReport) -> bytes:
     """The report as an .xlsx: a sheet per work unit totals and one per member, each with
     a total row."""
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+    book = Spreadsheet()
     where = report.community or "石门二路街道"
     period = f"{report.start_date:%Y-%m-%d} 至 {report.end_date:%Y-%m-%d}"
-    units = _sheet(
-        workbook,
+    units = book.sheet(
         "按单位汇总",
-        f"{where} 在职党员双报到情况（{period}）",
-        UNIT_HEADER,
-        (
+        caption=f"{where} 在职党员双报到情况（{period}）",
+        header=UNIT_HEADER,
+        widths=[28, 28, 10, 10, 14, 16, 14, 18],
+    )
+    for u in report.units:
+        units.append(
             [
                 u.work_unit,
                 "、".join(u.party_orgs),
@@ -295,9 +259,7 @@ def report_workbook(report: PartyReport) -> bytes:
                 u.activities,
                 u.wishes,
             ]
-            for u in report.units
-        ),
-    )
+        )
     units.append(
         [
             "合计",
@@ -308,16 +270,17 @@ def report_workbook(report: PartyReport) -> bytes:
             report.total_hours,
             sum(u.activities for u in report.units),
             sum(u.wishes for u in report.units),
-        ]
+        ],
+        bold=True,
     )
-    for cell in units[units.max_row]:
-        cell.font = _TOTAL_FONT
-    members = _sheet(
-        workbook,
+    members = book.sheet(
         "党员明细",
-        f"{where} 在职党员服务明细（{period}）",
-        MEMBER_HEADER,
-        (
+        caption=f"{where} 在职党员服务明细（{period}）",
+        header=MEMBER_HEADER,
+        widths=[12, 14, 14, 28, 28, 10, 24, 16, 14, 18],
+    )
+    for m in report.members:
+        members.append(
             [
                 m.name,
                 m.phone or "",
@@ -330,9 +293,7 @@ def report_workbook(report: PartyReport) -> bytes:
                 m.activities,
                 m.wishes,
             ]
-            for m in report.members
-        ),
-    )
+        )
     members.append(
         [
             "合计",
@@ -345,11 +306,10 @@ def report_workbook(report: PartyReport) -> bytes:
             report.total_hours,
             sum(m.activities for m in report.members),
             sum(m.wishes for m in report.members),
-        ]
+        ],
+        bold=True,
     )
-    for cell in members[members.max_row]:
-        cell.font = _TOTAL_FONT
-    return _save(workbook)
+    return book.to_bytes()
 
 
 async def report_xlsx(
@@ -386,14 +346,15 @@ async def roster_xlsx(*, actor: User, filters: service.RosterFilter) -> bytes:
     """The roster the filter matches as an Excel file (phones masked)."""
     rows = await service.roster_for_export(actor=actor, filters=filters)
     names = await service.community_names(r.community_id for r in rows)
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    _sheet(
-        workbook,
+    book = Spreadsheet()
+    sheet = book.sheet(
         "党员名册",
-        f"在职党员报到名册（{service.local_today():%Y-%m-%d} 导出，共 {len(rows)} 人）",
-        ROSTER_HEADER,
-        (
+        caption=f"在职党员报到名册（{service.local_today():%Y-%m-%d} 导出，共 {len(rows)} 人）",
+        header=ROSTER_HEADER,
+        widths=[12, 14, 14, 16, 28, 28, 14, 14, 28, 28, 10, 18],
+    )
+    for r in rows:
+        sheet.append(
             [
                 r.name,
                 service.registration_phone(r) or "",
@@ -406,9 +367,7 @@ async def roster_xlsx(*, actor: User, filters: service.RosterFilter) -> bytes:
                 "、".join([*r.skills, *([r.skills_note] if r.skills_note else [])]),
                 "、".join([*r.available_times, *([r.available_note] if r.available_note else [])]),
                 service.status_name(r.status),
-                service.local_time(r.created_at),
+                r.created_at,
             ]
-            for r in rows
-        ),
-    )
-    return _save(workbook)
+        )
+    return book.to_bytes()

@@ -4,7 +4,6 @@ records and hours, the 双报到 report (JSON and Excel)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query
@@ -12,11 +11,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser
+from backend.core import xlsx
 from backend.core.config import get_settings
-from backend.core.errors import NotFound, responses
+from backend.core.errors import NotFound, error_schema, responses
 from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageParams
+from backend.core.text import BoundedDate
 from backend.party import reports, service
 from backend.party.models import TIME_SLOTS
 from backend.party.schemas import (
@@ -54,7 +55,7 @@ IdempotencyKey = Annotated[
 ]
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区 id")]
-DateQuery = Annotated[date | None, Query(description="本地日期 YYYY-MM-DD")]
+DateQuery = Annotated[BoundedDate | None, Query(description="本地日期 YYYY-MM-DD")]
 
 
 async def _once(
@@ -76,14 +77,6 @@ async def _once(
     )
 
 
-def _xlsx(content: bytes, filename: str) -> Response:
-    return Response(
-        content,
-        media_type=reports.XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f"attachment; filename={filename}"},
-    )
-
-
 # --- 报到 ---
 
 
@@ -91,7 +84,7 @@ def _xlsx(content: bytes, filename: str) -> Response:
     "/party/skills",
     response_model=SkillsOut,
     summary="报到表单的特长与服务时间选项",
-    responses=responses(429),
+    responses=responses(422, 429),
 )
 async def get_skills() -> SkillsOut:
     return SkillsOut(skills=get_settings().party_skills, time_slots=list(TIME_SLOTS))
@@ -150,7 +143,7 @@ async def list_registrations(
     summary="导出报到名册（Excel）",
     response_class=Response,
     responses={
-        200: {"content": {reports.XLSX_MEDIA_TYPE: {}}, "description": "xlsx 文件"},
+        200: {"content": {xlsx.MEDIA_TYPE: {}}, "description": "xlsx 文件"},
         **responses(401, 403, 422, 429),
     },
 )
@@ -165,14 +158,14 @@ async def export_registrations(
     content = await reports.roster_xlsx(
         actor=actor, filters=service.RosterFilter(community_id, status, q, skill, work_unit)
     )
-    return _xlsx(content, "party-roster.xlsx")
+    return xlsx.xlsx_response("party-roster.xlsx", content)
 
 
 @router.get(
     "/party/registrations/mine",
     response_model=RegistrationOut,
     summary="我的报到（进行中的，否则最近一次）",
-    responses=responses(401, 404, 429),
+    responses=responses(401, 404, 422, 429),
 )
 async def get_my_registration(user: CurrentUser) -> RegistrationOut:
     registration = await service.my_registration(user=user)
@@ -185,7 +178,7 @@ async def get_my_registration(user: CurrentUser) -> RegistrationOut:
     "/party/registrations/mine",
     response_model=RegistrationOut,
     summary="退出报到（岗位与党员身份随之结束）",
-    responses=responses(401, 404, 429),
+    responses=responses(401, 404, 422, 429),
 )
 async def withdraw_my_registration(user: CurrentUser) -> RegistrationOut:
     return RegistrationOut.of(await service.withdraw_registration(user=user))
@@ -371,7 +364,7 @@ async def remove_assignment(
     "/me/party/posts",
     response_model=AssignmentList,
     summary="我的岗位（当前的在前）",
-    responses=responses(401, 429),
+    responses=responses(401, 422, 429),
 )
 async def my_posts(user: CurrentUser) -> AssignmentList:
     rows = await service.my_assignments(user=user)
@@ -396,8 +389,13 @@ async def checkin_code(post_id: ObjectId, actor: StaffUser) -> CheckinCodeOut:
     "/posts/{post_id}/checkin",
     status_code=201,
     response_model=RecordOut,
-    summary="扫码签到，开始一次服务",
-    responses=responses(401, 403, 404, 409, 422, 429),
+    summary="扫码签到，开始一次服务（只在岗位的服务时间内）",
+    responses={
+        **responses(401, 404, 422),
+        403: error_schema("not_party_member", "not_post_holder"),
+        409: error_schema("checkin_code_invalid", "post_off_hours", "already_checked_in"),
+        429: error_schema("rate_limited", "checkin_locked"),
+    },
 )
 async def check_in(
     post_id: ObjectId, body: CodeIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
@@ -420,7 +418,11 @@ async def check_in(
     "/posts/{post_id}/checkout",
     response_model=RecordOut,
     summary="扫码签退，结束服务并计入时长与积分",
-    responses=responses(401, 403, 404, 409, 422, 429),
+    responses={
+        **responses(401, 403, 404, 422),
+        409: error_schema("checkin_code_invalid", "not_checked_in"),
+        429: error_schema("rate_limited", "checkin_locked"),
+    },
 )
 async def check_out(
     post_id: ObjectId, body: CodeIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
@@ -593,7 +595,7 @@ async def party_report(
     summary="双报到报表（Excel，可发给各单位党组织）",
     response_class=Response,
     responses={
-        200: {"content": {reports.XLSX_MEDIA_TYPE: {}}, "description": "xlsx 文件"},
+        200: {"content": {xlsx.MEDIA_TYPE: {}}, "description": "xlsx 文件"},
         **responses(401, 403, 422, 429),
     },
 )
@@ -606,4 +608,4 @@ async def party_report_xlsx(
     content = await reports.report_xlsx(
         actor=actor, community_id=community_id, start_date=start_date, end_date=end_date
     )
-    return _xlsx(content, "party-report.xlsx")
+    return xlsx.xlsx_response("party-report.xlsx", content)

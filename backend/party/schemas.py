@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.core.ids import MAX_ID, MAX_ORG_ID
+from backend.core.text import InModel
 from backend.party import service
 from backend.party.models import (
     PartyRegistration,
@@ -27,9 +28,7 @@ class SkillsOut(BaseModel):
     time_slots: list[str] = Field(description="可服务时间选项")
 
 
-class RegistrationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegistrationIn(InModel):
     name: Annotated[Text, Field(min_length=1, max_length=32)]
     phone: Annotated[Text, Field(min_length=11, max_length=20, description="11 位手机号")]
     work_unit: Annotated[Text, Field(min_length=1, max_length=64, description="工作单位")]
@@ -107,16 +106,24 @@ class RegistrationPage(BaseModel):
     next_cursor: str | None = None
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewIn(InModel):
     approve: bool = Field(strict=True)
     reason: Annotated[Text, Field(max_length=200, description="驳回时必填")] = ""
 
 
-class PostIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# Service hours in minutes after local midnight (420 = 07:00, 1440 = 24:00); QR check-in
+# is accepted from open_from up to, not including, open_until.
+OpenFrom = Annotated[
+    int,
+    Field(ge=0, lt=service.MINUTES_PER_DAY, strict=True, description="服务开始（零点起的分钟数）"),
+]
+OpenUntil = Annotated[
+    int,
+    Field(gt=0, le=service.MINUTES_PER_DAY, strict=True, description="服务结束（零点起的分钟数）"),
+]
 
+
+class PostIn(InModel):
     community_id: OrgId
     title: Annotated[Text, Field(min_length=1, max_length=64)]
     description: Annotated[Text, Field(max_length=2000, description="岗位职责")] = ""
@@ -127,20 +134,22 @@ class PostIn(BaseModel):
     kind: Literal["post", "task"] = Field(
         default="post", description="post 岗位（可认领，限名额）；task 社区任务（无需认领）"
     )
+    open_from: OpenFrom = service.DEFAULT_OPEN_FROM
+    open_until: OpenUntil = service.DEFAULT_OPEN_UNTIL
 
     def form(self) -> service.PostForm:
         return service.PostForm(**self.model_dump())
 
 
-class PostPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PostPatch(InModel):
     title: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
     description: Annotated[Text, Field(max_length=2000)] | None = None
     location: Annotated[Text, Field(max_length=64)] | None = None
     capacity: int | None = Field(default=None, ge=0, le=service.MAX_CAPACITY, strict=True)
     skills: list[Annotated[Text, Field(max_length=16)]] | None = Field(default=None, max_length=12)
     status: Literal["active", "closed"] | None = None
+    open_from: OpenFrom | None = None
+    open_until: OpenUntil | None = None
 
 
 class PostOut(BaseModel):
@@ -156,6 +165,9 @@ class PostOut(BaseModel):
     taken: int
     seats_left: int
     status: Literal["active", "closed"]
+    open_from: int = Field(description="服务开始（零点起的分钟数），此前不能扫码签到")
+    open_until: int = Field(description="服务结束（零点起的分钟数），此后不能扫码签到")
+    opening_hours: str = Field(description="服务时间，如 07:00–21:00")
     matched_skills: list[str] = Field(description="与我的特长相符的要求（推荐依据）")
     suggested: bool = Field(description="是否推荐给我（特长相符）")
     held_by_me: bool
@@ -176,6 +188,9 @@ class PostOut(BaseModel):
             taken=post.taken,
             seats_left=view.seats_left,
             status=post.status,
+            open_from=post.open_from,
+            open_until=post.open_until,
+            opening_hours=service.opening_hours(post),
             matched_skills=view.matched_skills,
             suggested=view.suggested,
             held_by_me=view.held_by_me,
@@ -206,15 +221,11 @@ class AssignmentList(BaseModel):
     items: list[AssignmentOut]
 
 
-class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignIn(InModel):
     user_id: Id
 
 
-class RemoveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RemoveIn(InModel):
     reason: Annotated[Text, Field(max_length=200)] = ""
 
 
@@ -224,9 +235,7 @@ class CheckinCodeOut(BaseModel):
     url: str = Field(description="二维码中的签到链接")
 
 
-class CodeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CodeIn(InModel):
     code: Annotated[Text, Field(min_length=1, max_length=16)]
 
 
@@ -287,9 +296,7 @@ class MemberServiceRecordsOut(BaseModel):
     next_cursor: str | None = None
 
 
-class OfflineRecordIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OfflineRecordIn(InModel):
     user_id: Id
     community_id: OrgId
     post_id: Id | None = None
@@ -302,9 +309,7 @@ class OfflineRecordIn(BaseModel):
         return service.OfflineRecordForm(**self.model_dump())
 
 
-class CorrectionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CorrectionIn(InModel):
     started_at: AwareDatetime
     ended_at: AwareDatetime
     reason: Annotated[Text, Field(min_length=1, max_length=200)]

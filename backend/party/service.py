@@ -34,6 +34,7 @@ from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
 from backend.core.security import blind_index, decrypt_field, encrypt_field, mask_phone
+from backend.core.text import check_date, clean_text
 from backend.orgs.models import Community
 from backend.party.models import (
     ACTIVE_REGISTRATION_STATUSES,
@@ -57,11 +58,13 @@ MAX_SKILLS = 12
 MAX_PREFERRED_POSTS = 5
 MAX_CAPACITY = 1000
 MIN_TERM, MAX_TERM = 2000, 2100
+MINUTES_PER_DAY = 1440
+# As the model's defaults: a post serves 07:00–21:00 unless its staff say otherwise.
+DEFAULT_OPEN_FROM, DEFAULT_OPEN_UNTIL = 7 * 60, 21 * 60
 ROSTER_EXPORT_LIMIT = 5000
 
 _PHONE = re.compile(r"1[3-9]\d{9}")
 _LANDLINE = re.compile(r"[0-9-]{7,20}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- errors ---
@@ -112,9 +115,14 @@ class AssignmentNotActive(Conflict):
     message = "该岗位认领已结束"
 
 
-class CheckinCodeInvalid(Conflict):
-    code = "checkin_code_invalid"
-    message = "签到码无效或已过期，请扫描现场最新的二维码"
+# Check-in codes are one mechanism for activities and service posts, and so are their errors.
+CheckinCodeInvalid = checkin.CheckinCodeInvalid
+CheckinLocked = checkin.CheckinLocked
+
+
+class PostOffHours(Conflict):
+    code = "post_off_hours"
+    message = "现在不在本岗位的服务时间内"
 
 
 class AlreadyCheckedIn(Conflict):
@@ -164,19 +172,31 @@ def status_name(status: str) -> str:
 
 
 def _text(
-    errors: dict[str, str], name: str, value: Any, *, label: str, max_length: int, required: bool
+    errors: dict[str, str],
+    name: str,
+    value: Any,
+    *,
+    label: str,
+    max_length: int,
+    required: bool,
+    multiline: bool = False,
 ) -> str:
-    text = (value or "").strip() if isinstance(value, str) or value is None else None
-    if text is None:
+    # Every field's problem is reported at once, so the form can mark them all.
+    if value is not None and not isinstance(value, str):
         errors[name] = f"{label}格式不正确"
         return ""
-    if required and not text:
-        errors[name] = f"请填写{label}"
-    elif len(text) > max_length:
-        errors[name] = f"{label}不能超过 {max_length} 个字"
-    elif _CONTROL.search(text):
-        errors[name] = f"{label}不能含特殊控制字符"
-    return text
+    try:
+        return clean_text(
+            value,
+            field=name,
+            label=label,
+            min_length=1 if required else 0,
+            max_length=max_length,
+            multiline=multiline,
+        )
+    except Invalid as exc:
+        errors.update(exc.fields or {})
+        return ""
 
 
 def _mobile(raw: str) -> str | None:
@@ -191,6 +211,27 @@ def _skills_text(skills: Iterable[str]) -> str:
 def hours(minutes: int) -> float:
     """Minutes as hours with one decimal, as shown to people."""
     return round(minutes / 60, 1)
+
+
+def clock_text(minutes: int) -> str:
+    """Minutes after local midnight as HH:MM (1440 is 24:00)."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def opening_hours(post: ServicePost) -> str:
+    """A post's service hours as shown to people, e.g. 07:00–21:00."""
+    return f"{clock_text(post.open_from)}–{clock_text(post.open_until)}"
+
+
+def _check_hours(errors: dict[str, str], open_from: Any, open_until: Any) -> None:
+    from_ok = isinstance(open_from, int) and 0 <= open_from < MINUTES_PER_DAY
+    until_ok = isinstance(open_until, int) and 0 < open_until <= MINUTES_PER_DAY
+    if not from_ok:
+        errors["open_from"] = "服务开始时间须在 00:00 到 23:59 之间"
+    if not until_ok:
+        errors["open_until"] = "服务结束时间须在 00:01 到 24:00 之间"
+    elif from_ok and open_from >= open_until:
+        errors["open_until"] = "服务结束时间须晚于开始时间"
 
 
 def post_subject(post_id: int) -> str:
@@ -437,9 +478,7 @@ async def review_registration(
     posts there freed). Staff of the community or a street admin only."""
     registration = await get_registration(viewer=actor, registration_id=registration_id)
     await accounts_service.require_staff_of(actor, registration.community_id)
-    reason = (reason or "").strip()
-    if len(reason) > 200:
-        raise Invalid(fields={"reason": "不能超过 200 个字"})
+    reason = clean_text(reason, field="reason", label="驳回原因", max_length=200)
     now = clock.now()
     async with in_transaction():
         if approve:
@@ -586,6 +625,8 @@ class PostForm:
     location: str = ""
     skills: list[str] = field(default_factory=list)
     kind: str = "post"
+    open_from: int = DEFAULT_OPEN_FROM
+    open_until: int = DEFAULT_OPEN_UNTIL
 
 
 def _check_capacity(errors: dict[str, str], kind: str, capacity: Any) -> None:
@@ -596,14 +637,21 @@ def _check_capacity(errors: dict[str, str], kind: str, capacity: Any) -> None:
 
 
 async def create_post(*, actor: User, form: PostForm) -> ServicePost:
-    """A post (capacity ≥ 1) or community task for a community and term; its staff only."""
+    """A post (capacity ≥ 1) or community task for a community and term, with its service
+    hours (QR check-in only then); its staff only."""
     errors: dict[str, str] = {}
     if not (may_exist(form.community_id) and await Community.exists(id=form.community_id)):
         raise Invalid(fields={"community_id": "社区不存在"})
     await accounts_service.require_staff_of(actor, form.community_id)
     title = _text(errors, "title", form.title, label="岗位名称", max_length=64, required=True)
     description = _text(
-        errors, "description", form.description, label="岗位职责", max_length=2000, required=False
+        errors,
+        "description",
+        form.description,
+        label="岗位职责",
+        max_length=2000,
+        required=False,
+        multiline=True,
     )
     location = _text(
         errors, "location", form.location, label="服务地点", max_length=64, required=False
@@ -613,6 +661,7 @@ async def create_post(*, actor: User, form: PostForm) -> ServicePost:
     if not isinstance(form.term, int) or not MIN_TERM <= form.term <= MAX_TERM:
         errors["term"] = "年度不正确"
     _check_capacity(errors, form.kind, form.capacity)
+    _check_hours(errors, form.open_from, form.open_until)
     skills = list(dict.fromkeys(s.strip() for s in form.skills if s and s.strip()))
     if len(skills) > MAX_SKILLS or any(len(s) > 16 for s in skills):
         errors["skills"] = f"所需特长最多 {MAX_SKILLS} 项，每项不超过 16 个字"
@@ -628,6 +677,8 @@ async def create_post(*, actor: User, form: PostForm) -> ServicePost:
             location=location,
             skills=skills,
             capacity=form.capacity if form.kind == "post" else 0,
+            open_from=form.open_from,
+            open_until=form.open_until,
             created_by_id=actor.id,
             created_at=clock.now(),
         )
@@ -658,6 +709,8 @@ async def update_post(
     capacity: int | None = None,
     skills: list[str] | None = None,
     status: str | None = None,
+    open_from: int | None = None,
+    open_until: int | None = None,
 ) -> ServicePost:
     """Change a post; capacity never below the current holders (one guarded UPDATE)."""
     post = await get_post_for_staff(actor=actor, post_id=post_id)
@@ -669,7 +722,13 @@ async def update_post(
         )
     if description is not None:
         values["description"] = _text(
-            errors, "description", description, label="岗位职责", max_length=2000, required=False
+            errors,
+            "description",
+            description,
+            label="岗位职责",
+            max_length=2000,
+            required=False,
+            multiline=True,
         )
     if location is not None:
         values["location"] = _text(
@@ -687,6 +746,10 @@ async def update_post(
         _check_capacity(errors, post.kind, capacity)
         if post.kind == "post":
             values["capacity"] = capacity
+    if open_from is not None or open_until is not None:
+        values["open_from"] = post.open_from if open_from is None else open_from
+        values["open_until"] = post.open_until if open_until is None else open_until
+        _check_hours(errors, values["open_from"], values["open_until"])
     if errors:
         raise Invalid(fields=errors)
     async with in_transaction():
@@ -916,7 +979,8 @@ async def remove_assignment(*, actor: User, assignment_id: int, reason: str = ""
     if assignment is None:
         raise NotFound("岗位认领记录不存在")
     await accounts_service.require_staff_of(actor, assignment.community_id)
-    reason = (reason or "").strip()[:200] or "社区工作人员调整岗位"
+    reason = clean_text(reason, field="reason", label="调整原因", max_length=200)
+    reason = reason or "社区工作人员调整岗位"
     async with in_transaction():
         if not await _end_assignment_in_tx(
             assignment_id=assignment.id,
@@ -999,9 +1063,14 @@ async def _may_serve_at(user: User, post: ServicePost) -> None:
         raise NotYourPost()
 
 
-def _verify(post: ServicePost, code: str) -> None:
-    if not checkin.verify_code(subject=post_subject(post.id), code=code or ""):
-        raise CheckinCodeInvalid()
+async def _verify(user: User, post: ServicePost, code: str) -> None:
+    await checkin.verify_code_for(subject=post_subject(post.id), user_id=user.id, code=code or "")
+
+
+def _check_open(post: ServicePost, now: datetime) -> None:
+    local = now.astimezone(_tz())
+    if not post.open_from <= local.hour * 60 + local.minute < post.open_until:
+        raise PostOffHours(f"本岗位服务时间为 {opening_hours(post)}，请在服务时间内签到")
 
 
 async def expire_stale_records(*, user_id: int | None = None) -> int:
@@ -1033,9 +1102,11 @@ async def expire_stale_records(*, user_id: int | None = None) -> int:
 
 async def check_in(*, user: User, post_id: int, code: str) -> ServiceRecord:
     """Start a service record at a post (its holder) or task (any approved member of its
-    community) with the post's current code; one open check-in per person (unique key)."""
+    community) with the post's current code, within its service hours; one open check-in
+    per person (unique key); repeated wrong codes lock the person out for a while."""
     post = await get_post(post_id=post_id)
-    _verify(post, code)
+    _check_open(post, clock.now())
+    await _verify(user, post, code)
     await _may_serve_at(user, post)
     await expire_stale_records(user_id=user.id)
     now = clock.now()
@@ -1061,7 +1132,7 @@ async def check_out(*, user: User, post_id: int, code: str) -> ServiceRecord:
     """End the user's open record at this post with its current code: minutes per local
     day (capped), points once. A check-in older than the longest session expires instead."""
     post = await get_post(post_id=post_id)
-    _verify(post, code)
+    await _verify(user, post, code)
     if await expire_stale_records(user_id=user.id):
         record = await ServiceRecord.filter(user_id=user.id, status="expired").order_by("-id")
         return record[0]
@@ -1372,6 +1443,9 @@ class HoursRow:
 
 
 def date_range(start_date: date | None, end_date: date | None) -> tuple[date, date]:
+    """The report period (default: this year to today), bounded before any arithmetic."""
+    check_date(start_date, field="start_date")
+    check_date(end_date, field="end_date")
     end = end_date or local_today()
     start = start_date or date(end.year, 1, 1)
     if start > end:

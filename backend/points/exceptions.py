@@ -33,3 +33,8 @@ class LimitReached(Conflict):
 class NotOnSale(Conflict):
     code = "not_on_sale"
     message = "该礼品当前不在兑换期内"
+
+
+class PhoneAmbiguous(Conflict):
+    code = "phone_ambiguous"
+    message = "这个手机号登记了不止一位居民，请改填居民编号"

@@ -6,12 +6,10 @@ resident who moves takes their new points to the new community and leaves the ol
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from openpyxl import Workbook
 from tortoise.functions import Sum
 
 from backend.accounts import service as accounts_service
@@ -19,6 +17,8 @@ from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Invalid, NotFound
 from backend.core.security import decrypt_field, mask_phone
+from backend.core.text import check_date
+from backend.core.xlsx import Spreadsheet
 from backend.orgs.models import Community, Unit
 from backend.points import service as points_service
 from backend.points.models import PointsLedgerEntry, PointsPreference
@@ -99,8 +99,7 @@ async def get_leaderboard(
         if community is None:
             raise NotFound("社区不存在")
         scope, scope_id, scope_name = "community", community.id, community.name
-    if on_date is not None and not points_service.in_range(on_date):
-        raise Invalid(fields={"date": "日期须在 2000–2099 年之间"})
+    check_date(on_date, field="date")
     today = clock.now().astimezone(points_service.local_zone()).date()
     start, end = period_bounds(period, on_date or today)
     earned = PointsLedgerEntry.filter(
@@ -184,18 +183,17 @@ async def export_ledger(
     if community is None:
         raise NotFound("社区不存在")
     await accounts_service.require_staff_of(actor, community_id)
-    if not (points_service.in_range(start_date) and points_service.in_range(end_date)):
-        raise Invalid(fields={"start_date": "日期须在 2000–2099 年之间"})
+    check_date(start_date, field="start_date")
+    check_date(end_date, field="end_date")
     if end_date < start_date:
         raise Invalid(fields={"end_date": "结束日期不能早于开始日期"})
     if (end_date - start_date).days >= MAX_EXPORT_DAYS:
         raise Invalid(fields={"end_date": f"一次最多导出 {MAX_EXPORT_DAYS} 天"})
-    zone = points_service.local_zone()
-    book = Workbook(write_only=True)
-    summary = book.create_sheet("汇总")
-    detail = book.create_sheet("明细")
-    detail.append(
-        [
+    book = Spreadsheet()
+    summary = book.sheet("汇总", caption=f"{community.name} 积分发放与使用", widths=[24, 16])
+    detail = book.sheet(
+        "明细",
+        header=[
             "时间",
             "居民编号",
             "昵称",
@@ -206,7 +204,8 @@ async def export_ledger(
             "事由",
             "来源",
             "操作人编号",
-        ]
+        ],
+        widths=[18, 10, 16, 14, 10, 10, 12, 32, 24, 12],
     )
     totals = dict.fromkeys(KIND_NAMES, 0)
     people: dict[int, tuple[str, str]] = {}
@@ -229,7 +228,7 @@ async def export_ledger(
             nickname, phone = people.get(row.user_id, ("", ""))
             detail.append(
                 [
-                    row.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    row.created_at,
                     row.user_id,
                     nickname,
                     phone,
@@ -242,19 +241,17 @@ async def export_ledger(
                 ]
             )
         last_id = rows[-1].id
-    summary.append([f"{community.name} 积分发放与使用"])
-    summary.append(["期间", f"{start_date:%Y-%m-%d} 至 {end_date:%Y-%m-%d}"])
-    summary.append([])
-    summary.append(["类别", "积分"])
+    summary.append(["开始日期", start_date])
+    summary.append(["结束日期", end_date])
+    summary.blank()
+    summary.append(["类别", "积分"], bold=True)
     for kind, name in KIND_NAMES.items():
         summary.append([name, totals[kind]])
     issued = totals["earned"] + totals["adjust_up"]
     used = -(totals["spent"] + totals["refund"])
-    summary.append([])
-    summary.append(["合计发放", issued])
-    summary.append(["合计兑换（扣除退还）", used])
-    summary.append(["合计过期", -totals["expired"]])
-    buffer = io.BytesIO()
-    book.save(buffer)
+    summary.blank()
+    summary.append(["合计发放", issued], bold=True)
+    summary.append(["合计兑换（扣除退还）", used], bold=True)
+    summary.append(["合计过期", -totals["expired"]], bold=True)
     filename = f"points-{community.slug}-{start_date:%Y%m%d}-{end_date:%Y%m%d}.xlsx"
-    return filename, buffer.getvalue()
+    return filename, book.to_bytes()

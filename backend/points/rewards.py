@@ -34,6 +34,7 @@ from backend.core.config import get_settings
 from backend.core.errors import Conflict, Invalid, NotFound
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
+from backend.core.text import MOMENT_MESSAGE, clean_text, moment_in_window
 from backend.orgs.models import Community
 from backend.points import service as points_service
 from backend.points import unguarded
@@ -97,17 +98,23 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
     errors: dict[str, str] = {}
     clean = dict(values)
     for field, limit, label in (
-        ("title", 40, "名称"),
+        ("title", 40, "礼品名称"),
         ("description", 1000, "介绍"),
         ("pickup_place", 100, "领取地点"),
         ("image_url", 500, "图片地址"),
     ):
         if field in clean:
-            clean[field] = (clean[field] or "").strip()
-            if len(clean[field]) > limit:
-                errors[field] = f"{label}不能超过 {limit} 个字"
-    if "title" in clean and not clean["title"]:
-        errors["title"] = "请填写礼品名称"
+            try:
+                clean[field] = clean_text(
+                    clean[field],
+                    field=field,
+                    label=label,
+                    min_length=1 if field == "title" else 0,
+                    max_length=limit,
+                    multiline=field == "description",
+                )
+            except Invalid as exc:
+                errors.update(exc.fields or {})
     # Same-site paths are the uploaded pictures' alone: a typed one could make every
     # shop visitor's browser request any page of this site.
     url = clean.get("image_url")
@@ -131,8 +138,8 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
         if moment is not None:
             if moment.tzinfo is None:
                 errors[field] = "请带上时区"
-            elif not points_service.in_range(moment):
-                errors[field] = "时间须在 2000–2099 年之间"
+            elif not moment_in_window(moment):
+                errors[field] = MOMENT_MESSAGE
             else:
                 clean[field] = moment.astimezone(UTC)
     start, end = clean.get("on_sale_from"), clean.get("on_sale_until")
@@ -468,12 +475,21 @@ async def _by_code(pickup_code: str) -> Redemption:
     return redemption
 
 
-async def find_by_code(*, actor: User, pickup_code: str) -> Redemption:
-    """The redemption with this pickup code (and its reward), for staff of its community."""
-    redemption = await _by_code(pickup_code)
+async def _for_staff(actor: User, redemption: Redemption) -> Redemption:
     await accounts_service.require_staff_of(actor, redemption.community_id)
     await redemption.fetch_related("reward", "user")
     return redemption
+
+
+async def find_by_code(*, actor: User, pickup_code: str) -> Redemption:
+    """The redemption with this pickup code (and its reward), for staff of its community."""
+    return await _for_staff(actor, await _by_code(pickup_code))
+
+
+async def get_redemption_for_staff(*, actor: User, redemption_id: int) -> Redemption:
+    """A redemption (its reward and holder loaded) for staff of its community; verifying it
+    still takes the code its holder shows."""
+    return await _for_staff(actor, await _get_redemption(redemption_id))
 
 
 async def verify_redemption(*, actor: User, pickup_code: str) -> Redemption:
@@ -539,9 +555,7 @@ async def cancel_redemption(*, actor: User, redemption_id: int, reason: str) -> 
     """Staff cancel a waiting redemption: points, stock and allowance all come back, once."""
     redemption = await _get_redemption(redemption_id)
     await accounts_service.require_staff_of(actor, redemption.community_id)
-    reason = (reason or "").strip()
-    if not 2 <= len(reason) <= 200:
-        raise Invalid(fields={"reason": "请填写取消原因（2–200 字）"})
+    reason = clean_text(reason, field="reason", label="取消原因", min_length=2, max_length=200)
     result = await _close(redemption, status=CANCELLED, actor_id=actor.id, reason=reason)
     log.info("redemption %s cancelled by user %s", redemption.id, actor.id)
     return result

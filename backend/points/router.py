@@ -3,18 +3,19 @@ rewards and redemptions."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Header, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from backend.accounts.deps import CurrentUser, StaffUser, StreetAdmin
-from backend.core import images
-from backend.core.errors import responses
+from backend.core import images, xlsx
+from backend.core.errors import error_schema, responses
 from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
+from backend.core.security import mask_name
+from backend.core.text import BoundedDate
 from backend.points import reports, rewards, service, unguarded
 from backend.points.models import Redemption, Reward
 from backend.points.schemas import (
@@ -28,12 +29,15 @@ from backend.points.schemas import (
     PreferencesIn,
     PreferencesOut,
     RedemptionOut,
+    ResidentLookupIn,
+    ResidentOut,
     RewardIn,
     RewardOut,
     RewardPatch,
     RuleIn,
     RuleOut,
     RulesOut,
+    StaffRedemptionOut,
     StockChangeIn,
     VerifyIn,
 )
@@ -46,7 +50,6 @@ IdempotencyKey = Annotated[
 RewardId = Annotated[int, Path(ge=1, le=MAX_ID)]
 RedemptionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区")]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # A versioned picture address never changes what it serves (a new upload gets a new
 # address); any other request for it may be a little stale.
 PICTURE_CACHE_VERSIONED = "public, max-age=31536000, immutable"
@@ -64,23 +67,30 @@ def reward_out(reward: Reward) -> RewardOut:
     )
 
 
-def redemption_out(redemption: Redemption) -> RedemptionOut:
-    """The API view of a redemption whose reward is loaded."""
-    return RedemptionOut(
+def staff_redemption_out(redemption: Redemption) -> StaffRedemptionOut:
+    """The staff's view of a redemption whose reward is loaded: no pickup code."""
+    return StaffRedemptionOut(
         id=redemption.id,
         reward_id=redemption.reward_id,
         reward_title=redemption.reward.title,
         community_id=redemption.community_id,
         user_id=redemption.user_id,
         cost=redemption.cost,
-        pickup_code=redemption.pickup_code,
-        pickup_url=rewards.pickup_url(redemption),
         status=redemption.status,
         created_at=redemption.created_at,
         expires_at=redemption.expires_at,
         fulfilled_at=redemption.fulfilled_at,
         closed_at=redemption.closed_at,
         close_reason=redemption.close_reason,
+    )
+
+
+def redemption_out(redemption: Redemption) -> RedemptionOut:
+    """The holder's own view of a redemption whose reward is loaded, with its pickup code."""
+    return RedemptionOut(
+        **staff_redemption_out(redemption).model_dump(),
+        pickup_code=redemption.pickup_code,
+        pickup_url=rewards.pickup_url(redemption),
     )
 
 
@@ -107,7 +117,7 @@ async def get_my_points(user: CurrentUser, page: PageParams) -> PointsOut:
     "/me/points/preferences",
     response_model=PreferencesOut,
     summary="我的积分设置（是否在排行榜上显示昵称）",
-    responses=responses(401, 429),
+    responses=responses(401, 422, 429),
 )
 async def get_my_preferences(user: CurrentUser) -> PreferencesOut:
     return PreferencesOut.model_validate(await service.get_preferences(user_id=user.id))
@@ -155,6 +165,24 @@ async def create_adjustment(
     )
 
 
+@router.post(
+    "/points/residents/lookup",
+    response_model=ResidentOut,
+    summary="按手机号或居民编号查找居民（工作人员调整积分前核对）",
+    description="一个手机号登记了多位本社区居民时不替您挑选，答 409 phone_ambiguous 并列出"
+    "打码的候选人与居民编号，请改用居民编号查找。",
+    responses={
+        **responses(401, 403, 404, 422, 429),
+        409: error_schema("phone_ambiguous"),
+    },
+)
+async def lookup_resident(body: ResidentLookupIn, actor: StaffUser) -> ResidentOut:
+    user = await service.find_resident(actor=actor, query=body.query)
+    return ResidentOut(
+        user_id=user.id, name=mask_name(user.nickname), community_id=user.community_id
+    )
+
+
 @router.get(
     "/points/adjustments",
     response_model=PageOut[LedgerEntryOut],
@@ -187,7 +215,7 @@ def _rule_out(terms: service.RuleTerms) -> RuleOut:
     "/points/rules",
     response_model=RulesOut,
     summary="积分规则：每个事项现行的规则、已排定的新版本与历史版本",
-    responses=responses(429),
+    responses=responses(422, 429),
 )
 async def list_rules() -> RulesOut:
     return RulesOut(
@@ -245,7 +273,7 @@ async def get_leaderboard(
     unit_id: Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="驻区单位")] = None,
     period: Literal["month", "year"] = "month",
     on_date: Annotated[
-        date | None, Query(alias="date", description="所在月份或年份的某一天")
+        BoundedDate | None, Query(alias="date", description="所在月份或年份的某一天")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> LeaderboardOut:
@@ -265,24 +293,20 @@ async def get_leaderboard(
     summary="导出某社区一段时间内积分发放与使用明细（Excel，工作人员）",
     response_class=Response,
     responses={
-        200: {"content": {XLSX: {}}, "description": "Excel 文件"},
+        200: {"content": {xlsx.MEDIA_TYPE: {}}, "description": "Excel 文件"},
         **responses(401, 403, 404, 422, 429),
     },
 )
 async def export_points(
     actor: StaffUser,
     community_id: Annotated[int, Query(ge=1, le=MAX_ORG_ID)],
-    start_date: date,
-    end_date: date,
+    start_date: BoundedDate,
+    end_date: BoundedDate,
 ) -> Response:
     filename, content = await reports.export_ledger(
         actor=actor, community_id=community_id, start_date=start_date, end_date=end_date
     )
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return xlsx.xlsx_response(filename, content)
 
 
 # --- rewards ---
@@ -444,8 +468,8 @@ async def list_my_redemptions(user: CurrentUser, page: PageParams) -> PageOut[Re
 
 @router.get(
     "/redemptions",
-    response_model=PageOut[RedemptionOut],
-    summary="社区的兑换记录（工作人员）",
+    response_model=PageOut[StaffRedemptionOut],
+    summary="社区的兑换记录（工作人员；不含领取码，核销时请居民出示）",
     responses=responses(401, 403, 422, 429),
 )
 async def list_redemptions(
@@ -453,59 +477,65 @@ async def list_redemptions(
     page: PageParams,
     community_id: Annotated[int, Query(ge=1, le=MAX_ORG_ID)],
     status: Literal["pending_pickup", "fulfilled", "cancelled", "expired"] | None = None,
-) -> PageOut[RedemptionOut]:
+) -> PageOut[StaffRedemptionOut]:
     result = await rewards.list_redemptions(
         actor=actor, community_id=community_id, status=status, page=page
     )
-    return PageOut[RedemptionOut](
-        items=[redemption_out(r) for r in result.items], next_cursor=result.next_cursor
+    return PageOut[StaffRedemptionOut](
+        items=[staff_redemption_out(r) for r in result.items], next_cursor=result.next_cursor
     )
 
 
-@router.get(
-    "/redemptions/by-code/{pickup_code}",
-    response_model=RedemptionOut,
-    summary="按领取码查兑换（该社区工作人员，核销前核对）",
+@router.post(
+    "/redemptions/lookup",
+    response_model=StaffRedemptionOut,
+    summary="按居民出示的领取码查兑换（该社区工作人员，核销前核对）",
+    description="领取码放在请求体里，不出现在网址和访问日志中。",
     responses=responses(401, 403, 404, 422, 429),
 )
-async def find_redemption(
-    pickup_code: Annotated[str, Path(max_length=32)], actor: StaffUser
-) -> RedemptionOut:
-    return redemption_out(await rewards.find_by_code(actor=actor, pickup_code=pickup_code))
+async def look_up_redemption(body: VerifyIn, actor: StaffUser) -> StaffRedemptionOut:
+    return staff_redemption_out(
+        await rewards.find_by_code(actor=actor, pickup_code=body.pickup_code)
+    )
 
 
 @router.get(
     "/redemptions/{redemption_id}",
-    response_model=RedemptionOut,
-    summary="兑换详情（兑换人或该社区工作人员）",
+    response_model=RedemptionOut | StaffRedemptionOut,
+    summary="兑换详情（兑换人或该社区工作人员；领取码只给兑换人本人）",
     responses=responses(401, 404, 422, 429),
 )
-async def get_redemption(redemption_id: RedemptionId, user: CurrentUser) -> RedemptionOut:
-    return redemption_out(await rewards.get_redemption(viewer=user, redemption_id=redemption_id))
+async def get_redemption(
+    redemption_id: RedemptionId, user: CurrentUser
+) -> RedemptionOut | StaffRedemptionOut:
+    redemption = await rewards.get_redemption(viewer=user, redemption_id=redemption_id)
+    if redemption.user_id == user.id:
+        return redemption_out(redemption)
+    return staff_redemption_out(redemption)
 
 
 @router.post(
     "/redemptions/verify",
-    response_model=RedemptionOut,
+    response_model=StaffRedemptionOut,
     summary="核销领取码（该社区工作人员），每个领取码只能核销一次",
     responses=responses(401, 403, 404, 409, 422, 429),
 )
-async def verify_redemption(body: VerifyIn, actor: StaffUser) -> RedemptionOut:
-    return redemption_out(
+async def verify_redemption(body: VerifyIn, actor: StaffUser) -> StaffRedemptionOut:
+    return staff_redemption_out(
         await rewards.verify_redemption(actor=actor, pickup_code=body.pickup_code)
     )
 
 
 @router.post(
     "/redemptions/{redemption_id}/cancel",
-    response_model=RedemptionOut,
+    response_model=StaffRedemptionOut,
     summary="取消待领取的兑换（该社区工作人员）：退还积分、库存与限兑次数",
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def cancel_redemption(
     redemption_id: RedemptionId, body: CancelIn, actor: StaffUser
-) -> RedemptionOut:
+) -> StaffRedemptionOut:
     redemption = await rewards.cancel_redemption(
         actor=actor, redemption_id=redemption_id, reason=body.reason
     )
-    return redemption_out(redemption)
+    return staff_redemption_out(redemption)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.core.ids import MAX_ID, MAX_ORG_ID
+from backend.core.text import InModel
 
 MAX_ADJUSTMENT = 10000
 # Every integer the API accepts fits the 32-bit columns it lands in.
@@ -46,9 +47,7 @@ class PointsOut(BaseModel):
     next_cursor: str | None = None
 
 
-class AdjustmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AdjustmentIn(InModel):
     user_id: int = Field(ge=1, le=MAX_ID, strict=True)
     delta: int = Field(
         strict=True,
@@ -69,9 +68,7 @@ class AdjustmentIn(BaseModel):
 # --- earning rules ---
 
 
-class RuleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleIn(InModel):
     event_type: str = Field(
         max_length=32,
         description="activity_attended | service_hour | wish_fulfilled | report_in_approved "
@@ -118,9 +115,7 @@ class RulesOut(BaseModel):
 # --- preferences and leaderboards ---
 
 
-class PreferencesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreferencesIn(InModel):
     leaderboard_opt_in: bool = Field(strict=True, description="是否在排行榜上显示昵称")
 
 
@@ -159,9 +154,7 @@ class LeaderboardOut(BaseModel):
 Title = Annotated[str, StringConstraints(max_length=40)]
 
 
-class RewardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RewardIn(InModel):
     community_id: int = Field(strict=True, ge=1, le=MAX_ORG_ID)
     title: Title
     cost: int = Field(strict=True, ge=-INT32, le=INT32, description="所需积分")
@@ -182,9 +175,7 @@ class RewardIn(BaseModel):
     )
 
 
-class RewardPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RewardPatch(InModel):
     title: Title | None = None
     cost: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
     per_user_limit: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
@@ -197,9 +188,7 @@ class RewardPatch(BaseModel):
     active: bool | None = Field(default=None, strict=True, description="false 即下架")
 
 
-class StockChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StockChangeIn(InModel):
     delta: int = Field(strict=True, ge=-INT32, le=INT32, description="增加（正）或减少（负）的库存")
 
 
@@ -225,7 +214,10 @@ class RewardOut(BaseModel):
     on_sale: bool = Field(description="现在能否兑换")
 
 
-class RedemptionOut(BaseModel):
+class StaffRedemptionOut(BaseModel):
+    """A redemption as staff see it: without its pickup code, which only the holder has and
+    shows at pickup, so that a code typed or scanned by staff proves the holder is there."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -234,8 +226,6 @@ class RedemptionOut(BaseModel):
     community_id: int
     user_id: int
     cost: int
-    pickup_code: str
-    pickup_url: str = Field(description="领取码二维码的内容（工作人员扫码即打开核销页）")
     status: Literal["pending_pickup", "fulfilled", "cancelled", "expired"]
     created_at: datetime
     expires_at: datetime = Field(description="领取截止时间")
@@ -244,13 +234,30 @@ class RedemptionOut(BaseModel):
     close_reason: str
 
 
-class VerifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RedemptionOut(StaffRedemptionOut):
+    """The holder's own view of a redemption, with its pickup code."""
 
+    pickup_code: str = Field(description="领取码（只在兑换人本人的视图中出现）")
+    pickup_url: str = Field(description="领取码二维码的内容（工作人员扫码即打开核销页）")
+
+
+class ResidentLookupIn(InModel):
+    query: str = Field(
+        min_length=1,
+        max_length=32,
+        description="手机号或居民编号（放在请求体里，不出现在网址和日志中）",
+    )
+
+
+class ResidentOut(BaseModel):
+    user_id: int = Field(description="居民编号")
+    name: str = Field(description="昵称（打码，如 王**）")
+    community_id: int | None
+
+
+class VerifyIn(InModel):
     pickup_code: str = Field(min_length=1, max_length=32)
 
 
-class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelIn(InModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]

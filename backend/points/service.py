@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -41,8 +41,9 @@ from backend.core.config import get_settings
 from backend.core.errors import Conflict, Invalid, NotFound
 from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
-from backend.core.security import blind_index
-from backend.points.exceptions import CapReached, InsufficientPoints, RuleInForce
+from backend.core.security import blind_index, mask_name
+from backend.core.text import check_moment, clean_text
+from backend.points.exceptions import CapReached, InsufficientPoints, PhoneAmbiguous, RuleInForce
 from backend.points.models import (
     EarningRule,
     EarningTally,
@@ -63,6 +64,8 @@ MAX_POINTS = 100_000
 MAX_ADJUSTMENT = 10_000
 MAX_MULTIPLIER_PERCENT = 1000
 CAP_RETRIES = 5
+# People named when a phone number matches several: enough to choose from, never a list.
+PHONE_CANDIDATES = 5
 BATCH_SIZE = 500
 
 
@@ -157,11 +160,6 @@ def expiry_for(moment: datetime) -> datetime:
     year = local.year + get_settings().points_expiry_years + 1
     # Stored as the first instant after the last day, so "expires_at <= now" is exact.
     return datetime(year, 1, 1, tzinfo=local_zone()).astimezone(UTC)
-
-
-def in_range(value: date | datetime) -> bool:
-    """Whether a date or time a client sent is one this service can work with (2000–2099)."""
-    return 2000 <= value.year <= 2099
 
 
 def last_valid_day(expires_at: datetime) -> datetime:
@@ -569,8 +567,10 @@ def _check_rule_values(
             errors[field] = f"上限须在 1–{MAX_POINTS} 之间，不限请留空"
     if daily_cap is not None and monthly_cap is not None and daily_cap > monthly_cap:
         errors["daily_cap"] = "每日上限不能大于每月上限"
-    if len(note) > 200:
-        errors["note"] = "说明不能超过 200 个字"
+    try:
+        clean_text(note, field="note", label="说明", max_length=200)
+    except Invalid as exc:
+        errors.update(exc.fields or {})
     if errors:
         raise Invalid(fields=errors)
 
@@ -601,8 +601,7 @@ async def create_rule(
     now = clock.now()
     if effective_from is not None and effective_from.tzinfo is None:
         raise Invalid(fields={"effective_from": "请带上时区"})
-    if effective_from is not None and not in_range(effective_from):
-        raise Invalid(fields={"effective_from": "生效时间须在 2000–2099 年之间"})
+    check_moment(effective_from, field="effective_from")
     if effective_from is not None and effective_from < now:
         raise Invalid(fields={"effective_from": "生效时间不能早于现在：已发放的积分不会被改写"})
     try:
@@ -665,12 +664,13 @@ async def list_rules() -> list[EventRules]:
 async def adjust_points(*, actor: User, user_id: int, delta: int, reason: str) -> PointsLedgerEntry:
     """A correction by staff of the user's community or a street admin, never below zero,
     and within the staff-adjustment rule's caps."""
-    reason = reason.strip()
     errors = {}
     if not 0 < abs(delta) <= MAX_ADJUSTMENT:
         errors["delta"] = f"调整的积分须在 ±1–{MAX_ADJUSTMENT} 之间"
-    if not 2 <= len(reason) <= 200:
-        errors["reason"] = "请写明事由（2–200 字），调整会留档"
+    try:
+        reason = clean_text(reason, field="reason", label="事由", min_length=2, max_length=200)
+    except Invalid as exc:
+        errors.update(exc.fields or {})
     if errors:
         raise Invalid(fields=errors)
     target = await User.get_or_none(id=user_id)
@@ -705,12 +705,31 @@ async def adjust_points(*, actor: User, user_id: int, delta: int, reason: str) -
     return entry
 
 
+async def _by_phone(actor: User, phone: str) -> User | None:
+    # One number may be registered by several people (a family's shared phone). Among those
+    # the staff member may act for, a choice would be a guess: they choose by number instead.
+    query = User.filter(phone_index=blind_index(phone)).order_by("id")
+    scope = await accounts_service.staff_community_ids(actor)
+    mine = await (query if scope is None else query.filter(community_id__in=scope)).limit(
+        PHONE_CANDIDATES + 1
+    )
+    if len(mine) > 1:
+        named = [f"编号 {u.id}（{mask_name(u.nickname)}）" for u in mine[:PHONE_CANDIDATES]]
+        more = "等" if len(mine) > PHONE_CANDIDATES else ""
+        raise PhoneAmbiguous(
+            f"这个手机号登记了多位居民：{'、'.join(named)}{more}，请改填其中一位的居民编号"
+        )
+    # Someone outside the staff member's communities is found, so that they are told why not.
+    return mine[0] if mine else await query.first()
+
+
 async def find_resident(*, actor: User, query: str) -> User:
-    """The user a staff member means by an id or a phone number, if they may adjust them."""
+    """The user a staff member means by an id or a phone number, if they may adjust them;
+    a phone number several of their residents share is refused as ambiguous."""
     text = "".join(query.split()).removeprefix("+86")
     user = None
     if text.isdigit() and len(text) == 11:
-        user = await User.filter(phone_index=blind_index(text)).first()
+        user = await _by_phone(actor, text)
     if user is None and text.isdigit() and len(text) <= 18:
         user = await User.get_or_none(id=int(text))
     if user is None:

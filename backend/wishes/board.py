@@ -8,6 +8,11 @@ confirms a claim (or declines it, freeing the place), either side records progre
 the claim is done when both sides have marked it done. Locks are taken item first, then
 claim, in every transition that touches both.
 
+Contacts on a need-to-know basis: each side of a claim sees the other side's person (who
+published the item, who made the claim) masked (张**, 138****1234) until the publisher
+confirms the claim, and in full while it is confirmed or done; the public board shows only
+organisations. One person publishes at most the configured number of items per local day.
+
 Each step is told to the other side in the step's own transaction: the person who published
 the item hears of claims and cancellations, the person who made the claim hears of
 confirmation or refusal, and progress and completion go to whichever side did not act.
@@ -24,17 +29,22 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
+from backend.core import quota
 from backend.core.clock import clock
+from backend.core.config import get_settings
 from backend.core.errors import Invalid, NotFound
 from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import PageOut, PageRequest, paginate
+from backend.core.security import decrypt_field, mask_name, mask_phone
+from backend.core.text import clean_text
 from backend.orgs.models import Community, Unit
 from backend.wishes.exceptions import (
     BoardAlreadyClaimed,
     BoardClaimStateInvalid,
     BoardItemClosed,
     BoardItemFull,
+    BoardItemsPerDayReached,
     NotBoardSide,
     NotUnitMember,
 )
@@ -48,6 +58,7 @@ from backend.wishes.models import (
 )
 from backend.wishes.schemas import (
     BoardClaimOut,
+    BoardContact,
     BoardItemDetailOut,
     BoardItemOut,
     CommunityMatchOut,
@@ -67,13 +78,8 @@ CLAIM_STATUS_LABELS = {
     "declined": "已婉拒",
     "cancelled": "已取消",
 }
-
-
-def _clean(value: str | None, *, field: str, label: str, low: int, high: int) -> str:
-    text = (value or "").strip()
-    if not low <= len(text) <= high:
-        raise Invalid(fields={field: f"{label}须为 {low}–{high} 个字"})
-    return text
+# Claims in which the two sides work together and so see each other's contact in full.
+SHARED_CLAIM_STATUSES = ("confirmed", "done")
 
 
 # --- who is which side ---
@@ -155,8 +161,16 @@ def _claim_actions(claim: BoardClaim, sides: Sides) -> list[str]:
     return [name for name, allowed in wanted if allowed]
 
 
+def _person(user: User, *, shared: bool) -> BoardContact:
+    phone = decrypt_field(user.phone_encrypted)
+    if shared:
+        return BoardContact(name=user.nickname, phone=phone, shared=True)
+    return BoardContact(name=mask_name(user.nickname), phone=mask_phone(phone), shared=False)
+
+
 def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool) -> BoardClaimOut:
     party = sides.publisher or sides.claimant or admin
+    shared = admin or claim.status in SHARED_CLAIM_STATUSES
     return BoardClaimOut(
         id=claim.id,
         item_id=item.id,
@@ -167,6 +181,12 @@ def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool)
         community_id=claim.community_id,
         status=claim.status,
         progress_note=claim.progress_note if party else None,
+        publisher_contact=(
+            _person(item.created_by, shared=shared) if sides.claimant or admin else None
+        ),
+        claimant_contact=(
+            _person(claim.claimed_by, shared=shared) if sides.publisher or admin else None
+        ),
         confirmed_at=claim.confirmed_at,
         publisher_done=claim.publisher_done_at is not None,
         claimant_done=claim.claimant_done_at is not None,
@@ -177,11 +197,11 @@ def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool)
 
 
 def _items():
-    return BoardItem.all().select_related("community", "unit")
+    return BoardItem.all().select_related("community", "unit", "created_by")
 
 
 def _claims():
-    return BoardClaim.all().select_related("unit", "community")
+    return BoardClaim.all().select_related("unit", "community", "claimed_by")
 
 
 async def _load_item(item_id: int) -> BoardItem:
@@ -411,10 +431,18 @@ async def publish_item(
     community_id: int | None = None,
     unit_id: int | None = None,
 ) -> BoardItemDetailOut:
-    """A need by staff of its community, or a resource by a member of the unit offering it."""
+    """A need by staff of its community, or a resource by a member of the unit offering it; at
+    most the configured number per person per local day."""
     values = {
-        "title": _clean(title, field="title", label="标题", low=2, high=40),
-        "description": _clean(description, field="description", label="内容", low=5, high=500),
+        "title": clean_text(title, field="title", label="标题", min_length=2, max_length=40),
+        "description": clean_text(
+            description,
+            field="description",
+            label="内容",
+            min_length=5,
+            max_length=500,
+            multiline=True,
+        ),
     }
     if category not in BOARD_CATEGORIES:
         raise Invalid(fields={"category": "请选择类别"})
@@ -435,16 +463,23 @@ async def publish_item(
         community_id = unit.community_id
     else:
         raise Invalid(fields={"kind": "取值不在允许范围内"})
-    item = await BoardItem.create(
-        kind=kind,
-        community_id=community_id,
-        unit_id=unit_id,
-        category=category,
-        quantity=quantity,
-        created_by_id=actor.id,
-        created_at=clock.now(),
-        **values,
-    )
+    now = clock.now()
+    async with in_transaction():
+        limit = get_settings().board_items_per_day
+        if not await quota.take(f"board-item:{actor.id}", bucket=quota.local_day(now), limit=limit):
+            raise BoardItemsPerDayReached(
+                f"您今天已发布 {limit} 项需求或资源，达到每日上限，请明天再发布"
+            )
+        item = await BoardItem.create(
+            kind=kind,
+            community_id=community_id,
+            unit_id=unit_id,
+            category=category,
+            quantity=quantity,
+            created_by_id=actor.id,
+            created_at=now,
+            **values,
+        )
     return await get_item(viewer=actor, item_id=item.id)
 
 
@@ -572,7 +607,9 @@ async def cancel_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
 
 async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClaimOut:
     """Either side notes how a confirmed claim is going (kept in its history)."""
-    note = _clean(note, field="note", label="进展", low=2, high=500)
+    note = clean_text(
+        note, field="note", label="进展", min_length=2, max_length=500, multiline=True
+    )
     claim, item = await _load_claim(claim_id)
     sides = await _require(actor, item, claim, side="either")
     async with in_transaction():

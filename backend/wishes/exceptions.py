@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.core.errors import Conflict, Forbidden
+from backend.core.errors import Conflict, Forbidden, RateLimited
 
 
 class AlreadyClaimed(Conflict):
@@ -18,6 +18,31 @@ class NotOpen(Conflict):
 class ClaimLimitReached(Conflict):
     code = "claim_limit_reached"
     message = "您认领的心愿还有未完成的，请先完成后再认领新的心愿"
+
+
+class ClaimCooldown(RateLimited):
+    code = "claim_cooldown"
+    message = "您刚有一个心愿认领已放弃或超时释放，请稍后再认领新的心愿"
+
+
+class ClaimsPerDayReached(RateLimited):
+    code = "claims_per_day_reached"
+    message = "您今天认领的心愿已达上限，请明天再来认领"
+
+
+class WishesPerDayReached(RateLimited):
+    code = "wishes_per_day_reached"
+    message = "您今天发布的心愿已达上限，请明天再发布"
+
+
+class BoardItemsPerDayReached(RateLimited):
+    code = "board_items_per_day_reached"
+    message = "您今天发布的需求和资源已达上限，请明天再发布"
+
+
+class ClaimerChanged(Conflict):
+    code = "claimer_changed"
+    message = "认领人已变化，请刷新页面后再确认"
 
 
 class NotPending(Conflict):
@@ -68,6 +93,11 @@ class NotUnitMember(Forbidden):
 class NotPoster(Forbidden):
     code = "not_poster"
     message = "只有发布心愿的居民可以进行此操作"
+
+
+class NotPosterOrStaff(Forbidden):
+    code = "not_poster_or_staff"
+    message = "只有心愿人或本社区工作人员可以接受认领"
 
 
 class NotClaimer(Forbidden):

@@ -5,43 +5,22 @@ Names are masked and phones left out: a spreadsheet travels further than a page.
 
 from __future__ import annotations
 
-import io
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from tortoise.expressions import Q
 
 from backend.accounts.models import User
-from backend.core.config import get_settings
 from backend.core.security import mask_name
+from backend.core.xlsx import Spreadsheet
 from backend.wishes import board
 from backend.wishes import service as wishes_service
 from backend.wishes.models import BoardClaim, Wish
 
-# A cell starting with one of these is a formula to Excel: a resident's text must stay text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-
-def _cell(value: Any, zone: ZoneInfo) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _sheet(book: Workbook, title: str, header: list[str], rows: list[list[Any]]) -> None:
-    zone = ZoneInfo(get_settings().timezone)
-    sheet = book.create_sheet(title)
-    sheet.append(header)
+def _sheet(book: Spreadsheet, title: str, header: list[str], rows: list[list[Any]]) -> None:
+    sheet = book.sheet(title, header=header)
     for row in rows:
-        sheet.append([_cell(v, zone) for v in row])
-    for index, name in enumerate(header, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = max(10, len(name) * 2 + 4)
-    sheet.freeze_panes = "A2"
+        sheet.append(row)
 
 
 async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) -> bytes:
@@ -56,8 +35,7 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
         claims = claims.filter(
             Q(item__community_id__in=communities) | Q(community_id__in=communities)
         )
-    book = Workbook()
-    book.remove(book.active)
+    book = Spreadsheet()
     _sheet(
         book,
         "微心愿",
@@ -73,7 +51,7 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
                 w.title,
                 wishes_service.STATUS_LABELS.get(w.status, w.status),
                 mask_name(w.poster.nickname),
-                w.needed_by.isoformat() if w.needed_by else "",
+                w.needed_by,
                 w.claimer_unit.name if w.claimer_unit_id else "",
                 mask_name(w.claimer.nickname) if w.claimer_id else "",
                 w.claimed_at,
@@ -112,6 +90,4 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
             for c in await claims.order_by("id")
         ],
     )
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return book.to_bytes()

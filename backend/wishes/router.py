@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser, StreetAdmin
 from backend.core import images
-from backend.core.errors import responses
+from backend.core.errors import error_schema, responses
 from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
+from backend.core.xlsx import MEDIA_TYPE, xlsx_response
 from backend.wishes import board, export, service
 from backend.wishes.schemas import (
+    AcceptIn,
     BoardCategory,
     BoardClaimIn,
     BoardClaimOut,
@@ -47,15 +49,30 @@ CommunityFilter = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
 ]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def documented(*statuses: int, codes: dict[int, tuple[str, ...]]) -> dict[int | str, Any]:
+    """`responses(*statuses)` with the stable codes each status can carry spelled out."""
+    described = responses(*statuses)
+    for status, named in codes.items():
+        described[status] = error_schema(*named)
+    return described
 
 
 @router.post(
     "/wishes",
     status_code=201,
     response_model=WishDetailOut,
-    summary="发布微心愿（本社区居民，审核后公开）",
-    responses=responses(401, 403, 409, 422, 429),
+    summary="发布微心愿（本社区居民，审核后公开；每人每天限量）",
+    responses=documented(
+        401,
+        codes={
+            403: ("not_resident",),
+            409: ("idempotency_in_progress",),
+            422: ("invalid", "idempotency_mismatch"),
+            429: ("rate_limited", "wishes_per_day_reached"),
+        },
+    ),
 )
 async def submit_wish(
     body: WishIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
@@ -131,8 +148,18 @@ async def review_wish(wish_id: WishId, body: ReviewIn, user: CurrentUser) -> Wis
 @router.post(
     "/wishes/{wish_id}/claim",
     response_model=WishDetailOut,
-    summary="认领心愿（先到先得；可代表所在单位认领）",
-    responses=responses(401, 403, 404, 409, 422, 429),
+    summary="认领心愿（先到先得；可代表所在单位认领）。认领后可见社区联系人和脱敏的心愿人手机号，"
+    "心愿人接受认领后才可见其联系方式",
+    responses=documented(
+        401,
+        404,
+        codes={
+            403: ("own_wish", "not_eligible", "not_unit_member"),
+            409: ("already_claimed", "not_open", "claim_limit_reached", "idempotency_in_progress"),
+            422: ("invalid", "idempotency_mismatch"),
+            429: ("rate_limited", "claim_cooldown", "claims_per_day_reached"),
+        },
+    ),
 )
 async def claim_wish(
     wish_id: WishId,
@@ -156,10 +183,30 @@ async def claim_wish(
 
 
 @router.post(
+    "/wishes/{wish_id}/accept",
+    response_model=WishDetailOut,
+    summary="接受认领（心愿人，或本社区工作人员代为）：向该认领人告知心愿人的联系方式"
+    "（心愿人选择由社区联系时不告知），记入进展记录",
+    responses=documented(
+        401,
+        404,
+        429,
+        codes={
+            403: ("not_poster_or_staff",),
+            409: ("not_claimed", "claimer_changed"),
+            422: ("invalid",),
+        },
+    ),
+)
+async def accept_wish(wish_id: WishId, body: AcceptIn, user: CurrentUser) -> WishDetailOut:
+    return await service.accept_wish(actor=user, wish_id=wish_id, claimer_id=body.claimer_id)
+
+
+@router.post(
     "/wishes/{wish_id}/release",
     response_model=WishDetailOut,
-    summary="放弃认领（认领人）：心愿重新开放",
-    responses=responses(401, 403, 404, 409, 422, 429),
+    summary="放弃认领（认领人）：心愿重新开放，之后须等待一段时间才能再认领",
+    responses=documented(401, 404, 422, 429, codes={403: ("not_claimer",), 409: ("not_claimed",)}),
 )
 async def release_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
     return await service.release_wish(user=user, wish_id=wish_id)
@@ -278,18 +325,11 @@ async def unit_credits(
     "/staff/wishes/export.xlsx",
     summary="工作人员：导出心愿与双向认领（Excel）",
     response_class=Response,
-    responses={200: {"content": {XLSX: {}}}, **responses(401, 403, 422, 429)},
+    responses={200: {"content": {MEDIA_TYPE: {}}}, **responses(401, 403, 422, 429)},
 )
 async def export_wishes(user: StaffUser, community_id: CommunityFilter = None) -> Response:
     content = await export.export_wishes_xlsx(actor=user, community_id=community_id)
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={
-            "Content-Disposition": 'attachment; filename="wishes.xlsx"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return xlsx_response("wishes.xlsx", content)
 
 
 # --- the two-way board ---
@@ -300,8 +340,16 @@ async def export_wishes(user: StaffUser, community_id: CommunityFilter = None) -
     status_code=201,
     response_model=BoardItemDetailOut,
     tags=["board"],
-    summary="发布需求（社区工作人员）或资源（驻区单位成员）",
-    responses=responses(401, 403, 422, 429),
+    summary="发布需求（社区工作人员）或资源（驻区单位成员），每人每天限量",
+    responses=documented(
+        401,
+        codes={
+            403: ("forbidden", "not_unit_member"),
+            409: ("idempotency_in_progress",),
+            422: ("invalid", "idempotency_mismatch"),
+            429: ("rate_limited", "board_items_per_day_reached"),
+        },
+    ),
 )
 async def publish_board_item(
     body: BoardItemIn, user: CurrentUser, idempotency_key: IdempotencyKey = None

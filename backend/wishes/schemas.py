@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from backend.accounts.schemas import OrgId
+from backend.core.ids import MAX_ID
+from backend.core.text import InModel
 from backend.wishes.models import BOARD_CATEGORIES, WISH_CATEGORIES
 
 WishCategory = Literal[WISH_CATEGORIES]  # type: ignore[valid-type]
@@ -18,6 +20,7 @@ StaffStatusFilter = Literal[
     "pending_review", "open", "rejected", "claimed", "fulfilled", "closed", "withdrawn", "removed"
 ]
 Viewer = Literal["public", "poster", "claimer", "staff"]
+ContactVia = Literal["direct", "community"]
 
 
 def _text(min_length: int, max_length: int):
@@ -34,46 +37,45 @@ ShortText = _text(0, 200)
 Address = _text(0, 100)
 
 
-class WishIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WishIn(InModel):
     community_id: OrgId = Field(description="发布心愿的社区（须是自己居住的社区）")
     title: Title
     description: Description = Field(description="心愿内容：请勿填写手机号、身份证号等个人信息")
     category: WishCategory
     needed_by: date | None = Field(None, description="希望在这一天之前实现（本地日期）")
-    address: Address = Field("", description="服务地点，只有认领人和工作人员能看到")
+    address: Address = Field("", description="服务地点：工作人员可见，心愿人接受认领后认领人可见")
+    contact_via: ContactVia = Field(
+        "direct",
+        description="direct：接受认领后把心愿人的联系方式告知认领人；"
+        "community：由社区联系，认领人只看到社区联系人",
+    )
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReviewIn(InModel):
     approve: StrictBool
     reason: ShortText | None = Field(None, description="不通过时必填，会告知居民")
 
 
-class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClaimIn(InModel):
     unit_id: OrgId | None = Field(None, description="代表所在的驻区单位认领（单位获得认领记录）")
 
 
-class FulfilIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AcceptIn(InModel):
+    claimer_id: int = Field(
+        ge=1, le=MAX_ID, strict=True, description="接受的认领人（心愿详情中的 claimer_id）"
+    )
 
+
+class FulfilIn(InModel):
     note: Note = Field(description="完成情况说明")
 
 
-class ConfirmIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ConfirmIn(InModel):
     rating: int = Field(ge=1, le=5, strict=True, description="满意度 1–5")
     thanks: ShortText | None = Field(None, description="给认领人的感谢话语")
 
 
-class RemoveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RemoveIn(InModel):
     reason: Reason = Field(description="关闭原因，会告知居民")
 
 
@@ -88,9 +90,19 @@ class Flag(BaseModel):
 
 
 class Contact(BaseModel):
+    """The poster's own contact: for staff, and for the claimer the poster accepted."""
+
     name: str
-    phone: str | None = Field(description="心愿人的手机号（仅认领人与工作人员可见）")
+    phone: str | None = Field(description="心愿人的手机号")
     address: str
+
+
+class CommunityContact(BaseModel):
+    """The community's public work contact, through whom a claimer reaches the poster."""
+
+    community_name: str
+    name: str = Field(description="社区联系人（工作人员）")
+    phone: str = Field(description="工作电话")
 
 
 class WishEventOut(BaseModel):
@@ -128,7 +140,21 @@ class WishDetailOut(WishOut):
 
     viewer: Viewer
     actions: list[str] = Field(description="当前用户可进行的操作")
-    contact: Contact | None = Field(description="认领人与工作人员可见的联系方式")
+    contact_via: ContactVia = Field(
+        description="心愿人选择的联系方式：direct 直接联系，community 由社区联系"
+    )
+    claimer_id: int | None = Field(description="当前认领人（心愿人、认领人与工作人员可见）")
+    accepted_at: datetime | None = Field(description="心愿人（或工作人员代为）接受认领的时间")
+    contact: Contact | None = Field(
+        description="心愿人的联系方式：工作人员可见；认领人在心愿人接受认领后可见"
+        "（心愿人选择由社区联系时始终不可见）"
+    )
+    poster_phone_masked: str | None = Field(
+        description="心愿人手机号（脱敏，如 138****1234），认领人可见"
+    )
+    community_contact: CommunityContact | None = Field(
+        description="社区联系人与工作电话（认领人与工作人员可见）"
+    )
     claim_due_at: datetime | None
     review_reason: str | None
     fulfil_note: str | None
@@ -149,9 +175,7 @@ class UnitCreditOut(BaseModel):
 # --- the two-way board ---
 
 
-class BoardItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BoardItemIn(InModel):
     kind: BoardKind = Field(description="need 社区需求 / resource 单位资源")
     community_id: OrgId | None = Field(None, description="需求：发布的社区")
     unit_id: OrgId | None = Field(None, description="资源：提供的单位")
@@ -161,17 +185,21 @@ class BoardItemIn(BaseModel):
     quantity: int = Field(ge=1, le=100, strict=True, description="可被认领的份数")
 
 
-class BoardClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BoardClaimIn(InModel):
     unit_id: OrgId | None = Field(None, description="认领需求的单位")
     community_id: OrgId | None = Field(None, description="认领资源的社区")
 
 
-class ProgressIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProgressIn(InModel):
     note: Note
+
+
+class BoardContact(BaseModel):
+    """The person on the other side of a claim: masked until the publisher confirms it."""
+
+    name: str = Field(description="联系人（确认对接前脱敏，如 张**）")
+    phone: str | None = Field(description="手机号（确认对接前脱敏，如 138****1234）")
+    shared: bool = Field(description="是否已在确认对接后完整告知")
 
 
 class BoardClaimOut(BaseModel):
@@ -184,6 +212,12 @@ class BoardClaimOut(BaseModel):
     community_id: int | None
     status: str
     progress_note: str | None = Field(description="进展（对接双方可见）")
+    publisher_contact: BoardContact | None = Field(
+        description="发布方联系人（认领方可见，发布方确认对接后完整显示）"
+    )
+    claimant_contact: BoardContact | None = Field(
+        description="认领方联系人（发布方可见，确认对接后完整显示）"
+    )
     confirmed_at: datetime | None
     publisher_done: bool
     claimant_done: bool

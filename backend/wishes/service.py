@@ -7,13 +7,19 @@ staff may remove an abusive wish. Every transition is one guarded UPDATE naming 
 status it leaves (the claim: `status='open'` → `claimed`), so of any number of
 simultaneous attempts across processes exactly one wins; each writes one history row.
 
-The per-person claim limit is a counter row per claimer moved by a guarded UPDATE in the
-same transaction as the claim. Locks are always taken counter first, then wish, so two
-transitions of one person never wait on each other in opposite orders.
+The per-person claim limit and the wait after giving a claim back are one counter row per
+claimer moved by a guarded UPDATE in the same transaction as the claim; the daily claim
+cap is a usage counter (backend.core.quota) in that transaction too. Locks are always taken
+claimer row first, then the daily counter, then the wish, so two transitions of one person
+never wait on each other in opposite orders.
 
 Privacy (PIPL): the public sees reviewed wishes only, the poster's name masked and
-phone-like or ID-like strings in the text masked, never a phone or an address. The
-claimer sees the poster's contact while the claim is theirs, staff always.
+phone-like or ID-like strings in the text masked, never a phone or an address. Claiming
+alone shares nothing personal: the claimer sees the community's work contact and the
+poster's masked phone. The poster's name, phone and address reach the claimer only when
+the poster (or staff for them) accepts that claimer, never when the poster chose to be
+reached through the community; each acceptance is a history row, and giving the claim back
+clears it, so the next claimer starts masked again. Staff always see the contact.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from backend.core import images
+from backend.core import images, quota
 from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -38,11 +44,15 @@ from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
 from backend.core.pagination import PageOut, PageRequest, paginate
 from backend.core.security import decrypt_field, mask_name, mask_phone
+from backend.core.text import clean_text
 from backend.points import service as points_service
 from backend.wishes.exceptions import (
     AlreadyClaimed,
     CannotWithdraw,
+    ClaimCooldown,
+    ClaimerChanged,
     ClaimLimitReached,
+    ClaimsPerDayReached,
     NotClaimed,
     NotClaimer,
     NotEligible,
@@ -50,10 +60,12 @@ from backend.wishes.exceptions import (
     NotOpen,
     NotPending,
     NotPoster,
+    NotPosterOrStaff,
     NotResident,
     NotUnitMember,
     OwnWish,
     StatusChanged,
+    WishesPerDayReached,
 )
 from backend.wishes.models import (
     PUBLIC_STATUSES,
@@ -64,6 +76,7 @@ from backend.wishes.models import (
     WishPhoto,
 )
 from backend.wishes.schemas import (
+    CommunityContact,
     Contact,
     Flag,
     UnitCreditOut,
@@ -90,6 +103,8 @@ ACTION_LABELS = {
     "approved": "审核通过",
     "rejected": "审核未通过",
     "claimed": "认领心愿",
+    "contact_shared": "接受认领，告知联系方式",
+    "accepted": "接受认领（由社区联系）",
     "released": "放弃认领",
     "auto_released": "超时未完成，自动释放",
     "fulfilled": "完成心愿",
@@ -113,7 +128,9 @@ _UNCLAIMED: dict[str, Any] = {
     "claimer_unit_id": None,
     "claimed_at": None,
     "claim_due_at": None,
+    "accepted_at": None,
 }
+CONTACT_VIA = ("direct", "community")
 
 # --- personal data in free text: caught at review, masked for the public ---
 
@@ -176,13 +193,6 @@ def highlight_segments(text: str) -> list[tuple[str, str | None]]:
 
 
 # --- input checks shared by the API and the pages ---
-
-
-def _clean(value: str | None, *, field: str, label: str, low: int, high: int) -> str:
-    text = (value or "").strip()
-    if not low <= len(text) <= high:
-        raise Invalid(fields={field: f"{label}须为 {low}–{high} 个字"})
-    return text
 
 
 def local_today() -> date:
@@ -320,6 +330,10 @@ def _actions(wish: Wish, access: Access) -> list[str]:
     status = wish.status
     wanted = [
         ("claim", status == "open" and access.may_claim),
+        (
+            "accept",
+            (access.poster or access.staff) and status == "claimed" and not wish.accepted_at,
+        ),
         ("withdraw", access.poster and status in ("pending_review", "open")),
         ("fulfil", access.claimer and status == "claimed"),
         ("release", access.claimer and status == "claimed"),
@@ -330,14 +344,41 @@ def _actions(wish: Wish, access: Access) -> list[str]:
     return [name for name, allowed in wanted if allowed]
 
 
+def _working_claimer(wish: Wish, access: Access) -> bool:
+    return access.claimer and wish.status in CONTACT_STATUSES
+
+
+def _sees_contact(wish: Wish, access: Access) -> bool:
+    """Staff, or the claimer the poster accepted (when the poster did not choose the community)."""
+    accepted = wish.accepted_at is not None and wish.contact_via == "direct"
+    return access.staff or (accepted and _working_claimer(wish, access))
+
+
 def _contact(wish: Wish, access: Access) -> Contact | None:
-    if not (access.staff or (access.claimer and wish.status in CONTACT_STATUSES)):
+    if not _sees_contact(wish, access):
         return None
     return Contact(
         name=wish.poster.nickname,
         phone=decrypt_field(wish.poster.phone_encrypted),
         address=wish.address,
     )
+
+
+def _community_contact(wish: Wish, access: Access) -> CommunityContact | None:
+    if not (access.staff or _working_claimer(wish, access)):
+        return None
+    community = wish.community
+    if not (community.contact_name or community.contact_phone):
+        return None
+    return CommunityContact(
+        community_name=community.name, name=community.contact_name, phone=community.contact_phone
+    )
+
+
+def _masked_poster_phone(wish: Wish, access: Access) -> str | None:
+    if not _working_claimer(wish, access):
+        return None
+    return mask_phone(decrypt_field(wish.poster.phone_encrypted))
 
 
 async def _history(wish: Wish) -> list[WishEventOut]:
@@ -365,11 +406,18 @@ def _flags(wish: Wish) -> list[Flag]:
 async def describe(wish: Wish, access: Access, *, with_history: bool = True) -> WishDetailOut:
     """The detail view of a loaded wish for the viewer `access` describes."""
     party = access.poster or access.claimer or access.staff
+    # A number the poster typed into the text is theirs too: masked until they accept.
+    unmasked = access.poster or _sees_contact(wish, access)
     return WishDetailOut(
-        **_summary(wish, redact=not party),
+        **_summary(wish, redact=not unmasked),
         viewer=access.viewer,
         actions=_actions(wish, access),
+        contact_via=wish.contact_via,
+        claimer_id=wish.claimer_id if party else None,
+        accepted_at=wish.accepted_at if party else None,
         contact=_contact(wish, access),
+        poster_phone_masked=_masked_poster_phone(wish, access),
+        community_contact=_community_contact(wish, access),
         claim_due_at=wish.claim_due_at if party else None,
         review_reason=wish.review_reason if (access.poster or access.staff) else None,
         fulfil_note=wish.fulfil_note if party else None,
@@ -423,9 +471,11 @@ async def list_my_wishes(*, user: User, page: PageRequest) -> PageOut[WishOut]:
 async def list_my_claims(*, user: User, page: PageRequest) -> PageOut[WishOut]:
     """The wishes `user` claims or has fulfilled, newest first."""
     result = await paginate(_wishes().filter(claimer_id=user.id), page, descending=True)
-    return PageOut[WishOut](
-        items=[summarize(w, redact=False) for w in result.items], next_cursor=result.next_cursor
-    )
+    items = []
+    for wish in result.items:
+        access = Access(user, poster=False, claimer=True, staff=False, may_claim=False)
+        items.append(summarize(wish, redact=not _sees_contact(wish, access)))
+    return PageOut[WishOut](items=items, next_cursor=result.next_cursor)
 
 
 async def staff_scope(*, actor: User, community_id: int | None = None) -> list[int] | None:
@@ -535,21 +585,59 @@ async def _notify(wish: Wish, event: WishEvent, *, user_id: int, status: str, no
     )
 
 
-async def _hold_claim_slot(user_id: int) -> None:
-    limit = get_settings().wish_claim_limit
+def _local_clock(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(get_settings().timezone)).strftime("%H:%M")
+
+
+def _seconds_until(moment: datetime, now: datetime) -> str:
+    return str(max(1, int((moment - now).total_seconds()) + 1))
+
+
+async def _hold_claim_slot(user_id: int, now: datetime) -> None:
+    settings = get_settings()
+    cooldown = timedelta(minutes=settings.wish_claim_cooldown_minutes)
     # ON CONFLICT DO NOTHING: a first claim racing another first claim of the same person.
     await WishClaimer.bulk_create([WishClaimer(user_id=user_id)], ignore_conflicts=True)
-    held = await WishClaimer.filter(user_id=user_id, open_claims__lt=limit).update(
-        open_claims=F("open_claims") + 1
+    held = (
+        await WishClaimer.filter(user_id=user_id, open_claims__lt=settings.wish_claim_limit)
+        .filter(Q(released_at__isnull=True) | Q(released_at__lte=now - cooldown))
+        .update(open_claims=F("open_claims") + 1)
     )
-    if not held:
+    if held:
+        return
+    row = await WishClaimer.get(user_id=user_id)
+    if row.open_claims >= settings.wish_claim_limit:
         raise ClaimLimitReached()
-
-
-async def _free_claim_slot(user_id: int) -> None:
-    await WishClaimer.filter(user_id=user_id, open_claims__gt=0).update(
-        open_claims=F("open_claims") - 1
+    until = row.released_at + cooldown
+    raise ClaimCooldown(
+        f"您刚有一个心愿认领已放弃或超时释放，为避免反复认领，"
+        f"请于 {_local_clock(until)} 后再认领新的心愿",
+        headers={"Retry-After": _seconds_until(until, now)},
     )
+
+
+async def _count_claim_today(user_id: int, now: datetime) -> None:
+    settings = get_settings()
+    limit = settings.wish_claims_per_day
+    if not await quota.take(f"wish-claim:{user_id}", bucket=quota.local_day(now), limit=limit):
+        raise ClaimsPerDayReached(
+            f"您今天已认领 {limit} 个心愿，达到每日上限，请明天再来认领",
+            headers={"Retry-After": _seconds_until(_next_midnight(now), now)},
+        )
+
+
+def _next_midnight(now: datetime) -> datetime:
+    zone = ZoneInfo(get_settings().timezone)
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time(0), tzinfo=zone).astimezone(UTC)
+
+
+async def _free_claim_slot(user_id: int, *, released_at: datetime | None = None) -> None:
+    """Give back an open claim; `released_at` (a release, not a fulfilment) starts the wait."""
+    values: dict[str, Any] = {"open_claims": F("open_claims") - 1}
+    if released_at is not None:
+        values["released_at"] = released_at
+    await WishClaimer.filter(user_id=user_id, open_claims__gt=0).update(**values)
 
 
 def _not_claimable(status: str | None) -> Conflict:
@@ -576,26 +664,45 @@ async def submit_wish(
     category: str,
     needed_by: date | None = None,
     address: str = "",
+    contact_via: str = "direct",
 ) -> WishDetailOut:
-    """Record a resident's wish in their own community, waiting for staff review."""
+    """Record a resident's wish in their own community, waiting for staff review; at most the
+    configured number per person per local day."""
     if user.community_id is None or user.community_id != community_id:
         raise NotResident()
     values = {
-        "title": _clean(title, field="title", label="标题", low=2, high=40),
-        "description": _clean(description, field="description", label="心愿内容", low=5, high=500),
-        "address": _clean(address, field="address", label="服务地点", low=0, high=100),
+        "title": clean_text(title, field="title", label="标题", min_length=2, max_length=40),
+        "description": clean_text(
+            description,
+            field="description",
+            label="心愿内容",
+            min_length=5,
+            max_length=500,
+            multiline=True,
+        ),
+        "address": clean_text(address, field="address", label="服务地点", max_length=100),
     }
     if category not in WISH_CATEGORIES:
         raise Invalid(fields={"category": "请选择心愿类别"})
+    if contact_via not in CONTACT_VIA:
+        raise Invalid(fields={"contact_via": "请选择联系方式"})
     _check_needed_by(needed_by)
+    now = clock.now()
     async with in_transaction():
+        limit = get_settings().wishes_per_day
+        if not await quota.take(f"wish-post:{user.id}", bucket=quota.local_day(now), limit=limit):
+            raise WishesPerDayReached(
+                f"您今天已发布 {limit} 个心愿，达到每日上限，请明天再发布",
+                headers={"Retry-After": _seconds_until(_next_midnight(now), now)},
+            )
         wish = await Wish.create(
             community_id=community_id,
             poster_id=user.id,
             category=category,
             needed_by=needed_by,
+            contact_via=contact_via,
             status="pending_review",
-            created_at=clock.now(),
+            created_at=now,
             **values,
         )
         await _record(
@@ -615,11 +722,9 @@ async def review_wish(
     """Staff of the wish's community make it public (open) or reject it with a reason, once."""
     wish = await _load(wish_id)
     await accounts_service.require_staff_of(actor, wish.community_id)
-    reason = (reason or "").strip()
+    reason = clean_text(reason, field="reason", label="原因", max_length=200)
     if not approve and len(reason) < 2:
         raise Invalid(fields={"reason": "不通过时请填写原因（至少 2 个字）"})
-    if len(reason) > 200:
-        raise Invalid(fields={"reason": "原因不能超过 200 个字"})
     to_status = "open" if approve else "rejected"
     async with in_transaction():
         changed = await Wish.filter(id=wish.id, status="pending_review").update(
@@ -670,8 +775,9 @@ async def withdraw_wish(*, user: User, wish_id: int) -> WishDetailOut:
 
 
 async def claim_wish(*, user: User, wish_id: int, unit_id: int | None = None) -> WishDetailOut:
-    """First claim wins: exactly one of any number of simultaneous claims succeeds, and the
-    claimer never holds more than the configured number of open claims."""
+    """First claim wins: exactly one of any number of simultaneous claims succeeds; the claimer
+    never holds more than the configured number of open claims, waits the cooldown after a
+    release and makes at most the daily number of claims. Shares nothing personal yet."""
     wish = await _load(wish_id)
     if wish.poster_id == user.id:
         raise OwnWish()
@@ -684,7 +790,8 @@ async def claim_wish(*, user: User, wish_id: int, unit_id: int | None = None) ->
         raise _not_claimable(wish.status)
     now = clock.now()
     async with in_transaction():
-        await _hold_claim_slot(user.id)
+        await _hold_claim_slot(user.id, now)
+        await _count_claim_today(user.id, now)
         taken = await _take_open_wish(
             wish.id,
             {
@@ -718,13 +825,68 @@ async def claim_wish(*, user: User, wish_id: int, unit_id: int | None = None) ->
     return await get_wish(viewer=user, wish_id=wish.id)
 
 
+async def accept_wish(*, actor: User, wish_id: int, claimer_id: int) -> WishDetailOut:
+    """The poster, or staff of the wish's community for them, accepts the current claimer
+    `claimer_id`: the poster's contact is shared with that claimer (unless the poster chose
+    to be reached through the community), recorded once in the history; accepting again is
+    a no-op."""
+    if not may_exist(claimer_id):
+        raise Invalid(fields={"claimer_id": "应为认领人编号"})
+    wish, access = await _visible(wish_id, actor)
+    if access.poster:
+        role = "poster"
+    elif access.staff:
+        role = "staff"
+    else:
+        raise NotPosterOrStaff()
+    async with in_transaction():
+        accepted = await Wish.filter(
+            id=wish.id, status="claimed", claimer_id=claimer_id, accepted_at__isnull=True
+        ).update(accepted_at=clock.now())
+        if accepted:
+            wish = await _load(wish.id)
+            await _record_acceptance(wish, actor=actor, role=role)
+        else:
+            current = await Wish.filter(id=wish.id).first().values("status", "claimer_id")
+            if current["status"] != "claimed":
+                raise NotClaimed()
+            if current["claimer_id"] != claimer_id:
+                raise ClaimerChanged()
+            # Already accepted for this claimer: the contact is shared, nothing more to do.
+    return await get_wish(viewer=actor, wish_id=wish.id)
+
+
+async def _record_acceptance(wish: Wish, *, actor: User, role: str) -> None:
+    by = "心愿人" if role == "poster" else "社区工作人员代心愿人"
+    claimer = _claimed_by(wish)
+    if wish.contact_via == "direct":
+        action = "contact_shared"
+        note = f"{by}接受了{claimer}的认领，已向认领人告知心愿人的姓名、手机号和服务地点"
+        told = "心愿人已接受您的认领，请在心愿详情中查看联系方式"
+    else:
+        action = "accepted"
+        note = f"{by}接受了{claimer}的认领；心愿人选择由社区联系，未告知个人联系方式"
+        told = "心愿人已接受您的认领，社区工作人员会与您联系"
+    event = await _record(
+        wish,
+        action=action,
+        from_status="claimed",
+        to_status="claimed",
+        actor=actor,
+        role=role,
+        note=note,
+    )
+    await _notify(wish, event, user_id=wish.claimer_id, status="accepted", note=told)
+
+
 async def release_wish(*, user: User, wish_id: int) -> WishDetailOut:
-    """The claimer gives a claimed wish back to the board (status open again)."""
+    """The claimer gives a claimed wish back to the board (status open again, nothing shared
+    with the next claimer) and waits the cooldown before claiming again."""
     wish = await _load(wish_id)
     if wish.claimer_id != user.id:
         raise NotClaimer()
     async with in_transaction():
-        await _free_claim_slot(user.id)
+        await _free_claim_slot(user.id, released_at=clock.now())
         changed = await Wish.filter(id=wish.id, status="claimed", claimer_id=user.id).update(
             **_UNCLAIMED
         )
@@ -752,7 +914,9 @@ async def fulfil_wish(
     *, user: User, wish_id: int, note: str, photo: tuple[str, bytes] | None = None
 ) -> WishDetailOut:
     """The claimer reports the wish done (with a note and an optional photo), once."""
-    note = _clean(note, field="note", label="完成情况", low=2, high=500)
+    note = clean_text(
+        note, field="note", label="完成情况", min_length=2, max_length=500, multiline=True
+    )
     photo = _check_photo(photo)
     wish = await _load(wish_id)
     if wish.claimer_id != user.id:
@@ -794,7 +958,7 @@ async def confirm_wish(
     """The poster confirms a fulfilled wish: rated, thanked, and the claimer paid points once."""
     if not (isinstance(rating, int) and 1 <= rating <= 5):
         raise Invalid(fields={"rating": "请选择 1–5 星"})
-    thanks = _clean(thanks, field="thanks", label="感谢的话", low=0, high=200)
+    thanks = clean_text(thanks, field="thanks", label="感谢的话", max_length=200)
     wish = await _load(wish_id)
     if wish.poster_id != user.id:
         raise NotPoster()
@@ -836,7 +1000,7 @@ async def confirm_wish(
 
 async def remove_wish(*, actor: User, wish_id: int, reason: str) -> WishDetailOut:
     """Staff of the wish's community close an abusive wish in any status that is not final."""
-    reason = _clean(reason, field="reason", label="关闭原因", low=2, high=200)
+    reason = clean_text(reason, field="reason", label="关闭原因", min_length=2, max_length=200)
     wish = await _load(wish_id)
     await accounts_service.require_staff_of(actor, wish.community_id)
     if wish.status not in REMOVABLE_STATUSES:
@@ -850,7 +1014,7 @@ async def remove_wish(*, actor: User, wish_id: int, reason: str) -> WishDetailOu
             if wish.status == "claimed":
                 await _free_claim_slot(wish.claimer_id)
         changed = await guarded.update(
-            status="removed", review_reason=reason, closed_at=clock.now()
+            status="removed", review_reason=reason, closed_at=clock.now(), accepted_at=None
         )
         if not changed:
             raise StatusChanged()
@@ -888,7 +1052,7 @@ async def release_overdue_claims(*, batch: int = 200) -> int:
     for wish_id, claimer_id in overdue:
         try:
             async with in_transaction():
-                await _free_claim_slot(claimer_id)
+                await _free_claim_slot(claimer_id, released_at=now)
                 changed = await Wish.filter(
                     id=wish_id, status="claimed", claimer_id=claimer_id, claim_due_at__lt=now
                 ).update(**_UNCLAIMED)

@@ -28,14 +28,15 @@ from backend.core.clock import clock
 from backend.core.config import get_settings
 from backend.core.errors import DomainError, Forbidden, Invalid
 from backend.core.pagination import MAX_LIMIT, PageRequest
+from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
+from h5.forms import collect, parse_local_datetime
 from h5.page import page_router, see_other
 from h5.render import Action, describe_error, local_time, render, render_message
 from h5.session import CurrentUser
 
 router = page_router()
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ALL = PageRequest(limit=MAX_LIMIT)
 AUDIENCE_LABELS = {"resident": "社区居民", "party_member": "在职党员", "worker": "楼宇白领"}
 STATE_LABELS = {"not_open": "未开始报名", "open": "报名中", "closed": "报名已截止"}
@@ -300,7 +301,7 @@ async def _form(
     )
 
 
-def _parse_form(form: dict[str, Any]) -> dict[str, Any]:
+def _parse_form(form: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key in ("title", "category", "description", "location", "mode"):
         if form.get(key) is not None:
@@ -310,12 +311,9 @@ def _parse_form(form: dict[str, Any]) -> dict[str, Any]:
         if raw:
             data[key] = int(raw) if raw.isdigit() and len(raw) < 10 else raw
     for key in TIME_INPUTS:
-        raw = str(form.get(key) or "").strip()
-        if raw:
-            try:
-                data[key] = datetime.fromisoformat(raw).replace(tzinfo=_zone())
-            except ValueError:
-                data[key] = raw
+        moment = collect(errors, parse_local_datetime, form.get(key), field=key)
+        if moment is not None:
+            data[key] = moment
     data["audience"] = list(form.get("audience") or [])
     data["building_ids"] = [int(b) for b in form.get("building_ids") or [] if b.isdigit()]
     data["high_demand"] = bool(form.get("high_demand"))
@@ -326,7 +324,11 @@ def _invalid(exc: ValidationError) -> Invalid:
     fields = {}
     for err in exc.errors():
         key = str(err["loc"][0]) if err["loc"] else "body"
-        fields.setdefault(key, f"{FORM_LABELS.get(key, key)}填写不正确")
+        label = FORM_LABELS.get(key, key)
+        if err["type"] in ("text_control", "moment_window", "date_window"):
+            fields.setdefault(key, f"{label}{err['msg']}")
+        else:
+            fields.setdefault(key, f"{label}填写不正确")
     return Invalid(fields=fields)
 
 
@@ -342,8 +344,11 @@ async def _form_data(request: Request) -> dict[str, Any]:
 @router.post("/h5/activities/new")
 async def create_activity(request: Request, user: CurrentUser) -> Response:
     raw = await _form_data(request)
-    values = _parse_form(raw)
+    errors: dict[str, str] = {}
+    values = _parse_form(raw, errors)
     try:
+        if errors:
+            raise Invalid(fields=errors)
         try:
             data = ActivityIn.model_validate(values)
         except ValidationError as exc:
@@ -365,9 +370,12 @@ async def edit_activity(request: Request, user: CurrentUser, activity_id: int) -
 @router.post("/h5/activities/{activity_id}/edit")
 async def save_activity(request: Request, user: CurrentUser, activity_id: int) -> Response:
     raw = await _form_data(request)
-    values = _parse_form(raw)
+    errors: dict[str, str] = {}
+    values = _parse_form(raw, errors)
     values.pop("community_id", None)
     try:
+        if errors:
+            raise Invalid(fields=errors)
         try:
             patch = ActivityPatch.model_validate(values)
         except ValidationError as exc:
@@ -471,11 +479,7 @@ async def export_xlsx(user: CurrentUser, activity_id: int) -> Response:
     name, content = await activities_service.export_bookings_xlsx(
         actor=user, activity_id=activity_id
     )
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return xlsx_response(name, content)
 
 
 @router.get("/h5/activities/{activity_id}/draw")

@@ -17,6 +17,7 @@ from h5.session import (
     is_wechat,
     oauth_redirect,
     safe_next,
+    session_user,
     start_session,
     take_oauth_state,
 )
@@ -82,6 +83,10 @@ async def oauth_callback(
 
 @router.post("/h5/logout")
 async def logout(request: Request) -> Response:
+    user = await session_user(request)
+    if user is not None:
+        # Every device of the person is logged out, not only this browser.
+        await accounts_service.logout(user=user)
     response = render_message(request, title="您已退出登录", kind="success", actions=(LOGIN_AGAIN,))
     end_session(response)
     return response

@@ -4,7 +4,6 @@ and follow its delivery. Every rule lives in backend.notices."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request, Response
@@ -19,6 +18,7 @@ from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.notices import service as notices_service
 from backend.notices.deps import MessageRenderer
 from backend.orgs import service as orgs_service
+from h5.forms import parse_local_datetime
 from h5.page import page_router, see_other
 from h5.render import describe_error, local_time, render
 from h5.session import CurrentUser, LoginRequired, page_user
@@ -57,16 +57,6 @@ async def optional_page_user(request: Request) -> User | None:
 
 
 OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]
-
-
-def _publish_at(value: str) -> datetime | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise Invalid(fields={"publish_at": "时间格式不正确"}) from exc
 
 
 async def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
@@ -185,14 +175,16 @@ class DraftForm:
 
     def __init__(
         self,
-        title: Annotated[str, Form(max_length=200)] = "",
-        body: Annotated[str, Form(max_length=10_000)] = "",
+        # Text lengths and characters are the service's to judge (the model columns'
+        # limits), so its message names the field on the form.
+        title: Annotated[str, Form()] = "",
+        body: Annotated[str, Form()] = "",
         community_id: Annotated[str, Form(max_length=20)] = "",
         audience: Annotated[str, Form(max_length=20)] = "all",
         building_ids: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies it)
         unit_ids: Annotated[list[str], Form()] = [],  # noqa: B006
         activity_id: Annotated[str, Form(max_length=20)] = "",
-        link: Annotated[str, Form(max_length=300)] = "",
+        link: Annotated[str, Form()] = "",
         publish_at: Annotated[str, Form(max_length=40)] = "",
     ) -> None:
         self.raw = {
@@ -218,7 +210,7 @@ class DraftForm:
             "unit_ids": [optional_org_id(u, field="unit_ids") for u in raw["unit_ids"]],
             "activity_id": optional_id(raw["activity_id"], field="activity_id"),
             "link": raw["link"],
-            "publish_at": _publish_at(raw["publish_at"]),
+            "publish_at": parse_local_datetime(raw["publish_at"], field="publish_at"),
         }
 
 

@@ -5,6 +5,7 @@ Every rule lives in backend.party; these handlers only parse and render."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,9 +22,11 @@ from backend.core.config import get_settings
 from backend.core.errors import DomainError, Forbidden, Invalid
 from backend.core.ids import MAX_ID
 from backend.core.pagination import MAX_LIMIT, PageRequest
+from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
 from backend.party import reports, service
 from backend.party.models import REGISTRATION_STATUS_NAMES, TIME_SLOTS
+from h5.forms import parse_date, parse_local_datetime
 from h5.page import page_router, see_other
 from h5.render import describe_error, render
 from h5.session import CurrentUser
@@ -59,26 +62,37 @@ def _zone() -> ZoneInfo:
     return ZoneInfo(get_settings().timezone)
 
 
-def _local_input(value: str, field: str) -> datetime:
-    """A datetime-local form value, read as Shanghai time."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise Invalid(fields={field: "时间格式不正确"}) from exc
-    return moment.replace(tzinfo=_zone()) if moment.tzinfo is None else moment
+_CLOCK = re.compile(r"(\d{1,2})[:：](\d{2})")
+DEFAULT_HOURS_TYPED = (
+    service.clock_text(service.DEFAULT_OPEN_FROM),
+    service.clock_text(service.DEFAULT_OPEN_UNTIL),
+)
+
+
+def _clock_minutes(errors: dict[str, str], value: str, *, field: str, label: str) -> int:
+    """An HH:MM box (24:00 allowed, for "until midnight") as minutes after local midnight;
+    a malformed one is recorded in `errors`."""
+    match = _CLOCK.fullmatch(value.strip())
+    if match and int(match[2]) < 60:
+        minutes = int(match[1]) * 60 + int(match[2])
+        if minutes <= service.MINUTES_PER_DAY:
+            return minutes
+    errors[field] = f"{label}请按 07:00 这样的格式填写"
+    return 0
+
+
+def _service_hours(open_from: str, open_until: str) -> tuple[int, int]:
+    """The post form's two service-hour boxes as minutes, or Invalid naming the wrong ones."""
+    errors: dict[str, str] = {}
+    start = _clock_minutes(errors, open_from, field="open_from", label="服务开始时间")
+    end = _clock_minutes(errors, open_until, field="open_until", label="服务结束时间")
+    if errors:
+        raise Invalid(fields=errors)
+    return start, end
 
 
 def _input_value(moment: datetime | None) -> str:
     return moment.astimezone(_zone()).strftime("%Y-%m-%dT%H:%M") if moment else ""
-
-
-def _date(value: str | None, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise Invalid(fields={field: "日期格式不正确"}) from exc
 
 
 async def _page(
@@ -91,6 +105,8 @@ async def _page(
         is_staff=await accounts_service.is_staff_anywhere(user),
         local=service.local_time,
         hours=service.hours,
+        opening_hours=service.opening_hours,
+        clock_text=service.clock_text,
         status_names=REGISTRATION_STATUS_NAMES,
         record_status_names=RECORD_STATUS_NAMES,
         source_names=SOURCE_NAMES,
@@ -171,18 +187,20 @@ async def register(
     request: Request,
     user: CurrentUser,
     community_id: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,
-    name: Annotated[str, Form(max_length=64)] = "",
+    # Text lengths and characters are the service's to judge (the model columns' limits),
+    # so its message names the field on the form.
+    name: Annotated[str, Form()] = "",
     phone: Annotated[str, Form(max_length=32)] = "",
-    work_unit: Annotated[str, Form(max_length=128)] = "",
-    party_org: Annotated[str, Form(max_length=128)] = "",
-    party_org_contact: Annotated[str, Form(max_length=64)] = "",
+    work_unit: Annotated[str, Form()] = "",
+    party_org: Annotated[str, Form()] = "",
+    party_org_contact: Annotated[str, Form()] = "",
     party_org_phone: Annotated[str, Form(max_length=32)] = "",
-    address: Annotated[str, Form(max_length=128)] = "",
+    address: Annotated[str, Form()] = "",
     skills: Annotated[list[str], Form()] = [],  # noqa: B006
-    skills_note: Annotated[str, Form(max_length=256)] = "",
+    skills_note: Annotated[str, Form()] = "",
     preferred_post_ids: Annotated[list[int], Form()] = [],  # noqa: B006
     available_times: Annotated[list[str], Form()] = [],  # noqa: B006
-    available_note: Annotated[str, Form(max_length=256)] = "",
+    available_note: Annotated[str, Form()] = "",
 ) -> Response:
     form = service.RegistrationForm(
         name=name,
@@ -393,7 +411,7 @@ async def staff_review(
     user: CurrentUser,
     registration_id: int,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
-    reason: Annotated[str, Form(max_length=400)] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     registration = await service.review_registration(
         actor=user,
@@ -458,14 +476,6 @@ async def staff_roster(
     )
 
 
-def _xlsx(content: bytes, filename: str) -> Response:
-    return Response(
-        content,
-        media_type=reports.XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @router.get("/h5/party/staff/roster.xlsx")
 async def staff_roster_xlsx(
     user: CurrentUser,
@@ -478,7 +488,7 @@ async def staff_roster_xlsx(
     content = await reports.roster_xlsx(
         actor=user, filters=_roster_filter(chosen, status, q, skill)
     )
-    return _xlsx(content, "party-roster.xlsx")
+    return xlsx_response("party-roster.xlsx", content)
 
 
 @router.get("/h5/party/staff/posts")
@@ -498,6 +508,7 @@ async def _staff_posts_page(
     *,
     term: int | None = None,
     form: service.PostForm | None = None,
+    hours_typed: tuple[str, str] | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
@@ -524,6 +535,7 @@ async def _staff_posts_page(
         post_hours={row.key: row.hours for row in served},
         term=term,
         form=form,
+        hours_typed=hours_typed or DEFAULT_HOURS_TYPED,
         skills=get_settings().party_skills,
         error=error,
     )
@@ -535,12 +547,14 @@ async def staff_create_post(
     user: CurrentUser,
     community_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
     term: Annotated[int, Form()],
-    title: Annotated[str, Form(max_length=128)] = "",
+    title: Annotated[str, Form()] = "",
     kind: Annotated[str, Form(max_length=8)] = "post",
     capacity: Annotated[int, Form(ge=0, le=service.MAX_CAPACITY)] = 0,
-    description: Annotated[str, Form(max_length=4000)] = "",
-    location: Annotated[str, Form(max_length=128)] = "",
+    description: Annotated[str, Form()] = "",
+    location: Annotated[str, Form()] = "",
     skills: Annotated[list[str], Form()] = [],  # noqa: B006
+    open_from: Annotated[str, Form(max_length=8)] = DEFAULT_HOURS_TYPED[0],
+    open_until: Annotated[str, Form(max_length=8)] = DEFAULT_HOURS_TYPED[1],
 ) -> Response:
     form = service.PostForm(
         community_id=community_id,
@@ -553,10 +567,17 @@ async def staff_create_post(
         kind=kind,
     )
     try:
+        form.open_from, form.open_until = _service_hours(open_from, open_until)
         post = await service.create_post(actor=user, form=form)
     except Invalid as exc:
         return await _staff_posts_page(
-            request, user, community_id, form=form, error=describe_error(exc), status_code=422
+            request,
+            user,
+            community_id,
+            form=form,
+            hours_typed=(open_from, open_until),
+            error=describe_error(exc),
+            status_code=422,
         )
     return see_other(f"{STAFF}/posts/{post.id}?done=post_created")
 
@@ -609,9 +630,17 @@ async def staff_edit_post(
     post_id: int,
     capacity: Annotated[int | None, Form(ge=0, le=service.MAX_CAPACITY)] = None,
     status: Annotated[str | None, Form(pattern="^(active|closed)$")] = None,
+    open_from: Annotated[str | None, Form(max_length=8)] = None,
+    open_until: Annotated[str | None, Form(max_length=8)] = None,
 ) -> Response:
     try:
-        await service.update_post(actor=user, post_id=post_id, capacity=capacity, status=status)
+        hours: dict[str, int] = {}
+        if open_from is not None or open_until is not None:
+            start, end = _service_hours(open_from or "", open_until or "")
+            hours = {"open_from": start, "open_until": end}
+        await service.update_post(
+            actor=user, post_id=post_id, capacity=capacity, status=status, **hours
+        )
     except (Invalid, service.CapacityBelowTaken) as exc:
         return await _staff_post_page(
             request, user, post_id, error=describe_error(exc), status_code=exc.status_code
@@ -642,7 +671,7 @@ async def staff_remove(
     request: Request,
     user: CurrentUser,
     assignment_id: int,
-    reason: Annotated[str, Form(max_length=400)] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     assignment = await service.remove_assignment(
         actor=user, assignment_id=assignment_id, reason=reason
@@ -678,16 +707,16 @@ async def staff_add_record(
     started_at: Annotated[str, Form(max_length=32)],
     ended_at: Annotated[str, Form(max_length=32)],
     post_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
-    task: Annotated[str, Form(max_length=128)] = "",
-    note: Annotated[str, Form(max_length=400)] = "",
+    task: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
 ) -> Response:
     form = service.OfflineRecordForm(
         user_id=user_id,
         community_id=community_id,
         post_id=post_id,
         task=task,
-        started_at=_local_input(started_at, "started_at"),
-        ended_at=_local_input(ended_at, "ended_at"),
+        started_at=parse_local_datetime(started_at, field="started_at", required=True),
+        ended_at=parse_local_datetime(ended_at, field="ended_at", required=True),
         note=note,
     )
     try:
@@ -780,14 +809,14 @@ async def staff_correct_record(
     record_id: int,
     started_at: Annotated[str, Form(max_length=32)],
     ended_at: Annotated[str, Form(max_length=32)],
-    reason: Annotated[str, Form(max_length=400)] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         await service.correct_record(
             actor=user,
             record_id=record_id,
-            started_at=_local_input(started_at, "started_at"),
-            ended_at=_local_input(ended_at, "ended_at"),
+            started_at=parse_local_datetime(started_at, field="started_at", required=True),
+            ended_at=parse_local_datetime(ended_at, field="ended_at", required=True),
             reason=reason,
         )
     except Invalid as exc:
@@ -811,8 +840,8 @@ async def staff_report(
     report = await reports.party_report(
         actor=user,
         community_id=None if street else chosen,
-        start_date=_date(start_date, "start_date"),
-        end_date=_date(end_date, "end_date"),
+        start_date=parse_date(start_date, field="start_date"),
+        end_date=parse_date(end_date, field="end_date"),
     )
     query = {
         "community_id": chosen,
@@ -846,7 +875,7 @@ async def staff_report_xlsx(
     content = await reports.report_xlsx(
         actor=user,
         community_id=None if street else chosen,
-        start_date=_date(start_date, "start_date"),
-        end_date=_date(end_date, "end_date"),
+        start_date=parse_date(start_date, field="start_date"),
+        end_date=parse_date(end_date, field="end_date"),
     )
-    return _xlsx(content, "party-report.xlsx")
+    return xlsx_response("party-report.xlsx", content)

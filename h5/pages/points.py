@@ -5,7 +5,7 @@ the Excel export). Every rule lives in backend.points; these handlers parse and 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,18 +23,19 @@ from backend.core.idempotency import idempotent
 from backend.core.ids import MAX_ID, optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.core.security import mask_name, random_token
+from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
 from backend.orgs.models import Community
 from backend.points import reports, rewards
 from backend.points import service as points_service
-from backend.points.models import Reward
+from backend.points.models import Redemption, Reward
+from h5.forms import collect, parse_date, parse_local_datetime
 from h5.page import page_router, see_other
 from h5.render import Action, describe_error, local_time, render, render_message
 from h5.session import CurrentUser
 
 router = page_router()
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ALL = PageRequest(limit=MAX_LIMIT)
 Cursor = Annotated[str | None, Query(max_length=64)]
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -332,18 +333,47 @@ async def verify_page(
             found = await rewards.find_by_code(actor=user, pickup_code=code)
         except DomainError as exc:
             error, status_code = describe_error(exc), exc.status_code
+    return await _verify_page(
+        request,
+        user,
+        found,
+        code=rewards.normalise_code(code),
+        error=error,
+        status_code=status_code,
+    )
+
+
+async def _verify_page(
+    request: Request,
+    user: User,
+    found: Redemption | None,
+    *,
+    code: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    # Staff pages never show a pickup code: `code` is only ever what the staff member typed
+    # or scanned from the holder's phone, which is what lets them hand the reward over.
     return await _page(
         request,
         user,
         "points/verify.html",
         tab="staff",
-        code=rewards.normalise_code(code),
+        code=code,
         found=found,
         holder=mask_name(found.user.nickname) if found else "",
         expired=found is not None and found.expires_at <= clock.now(),
         error=error,
         status_code=status_code,
     )
+
+
+@router.get("/h5/points/staff/redemptions/{redemption_id}")
+async def staff_redemption(
+    request: Request, redemption_id: ObjectId, user: CurrentUser
+) -> HTMLResponse:
+    found = await rewards.get_redemption_for_staff(actor=user, redemption_id=redemption_id)
+    return await _verify_page(request, user, found, code="")
 
 
 @router.post("/h5/points/staff/verify")
@@ -356,8 +386,7 @@ async def verify(
     return render_message(
         request,
         title="核销成功",
-        desc=f"「{redemption.reward.title}」（领取码 {redemption.pickup_code}）"
-        "已核销，请把礼品交给居民。",
+        desc=f"「{redemption.reward.title}」已核销，请把礼品交给居民。",
         kind="success",
         actions=(
             Action("继续核销", "/h5/points/staff/verify"),
@@ -448,11 +477,7 @@ def _reward_values(form: dict[str, str], *, creating: bool) -> dict[str, Any]:
         else:
             errors[field] = "请填写整数"
     for field in ("on_sale_from", "on_sale_until"):
-        raw = (form.get(field) or "").strip()
-        try:
-            values[field] = datetime.fromisoformat(raw).replace(tzinfo=_zone()) if raw else None
-        except ValueError:
-            errors[field] = "时间格式不正确"
+        values[field] = collect(errors, parse_local_datetime, form.get(field), field=field)
     if errors:
         raise Invalid(fields=errors)
     return values
@@ -477,7 +502,8 @@ async def new_reward(
     )
 
 
-RewardText = Annotated[str, Form(max_length=1000)]
+# Lengths and characters are the service's to judge, so its message names the field.
+RewardText = Annotated[str, Form()]
 PictureFile = Annotated[UploadFile | None, File()]
 
 
@@ -696,21 +722,12 @@ async def export(
     end_date: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
     community = await _staff_community(user, community_id)
-    try:
-        start, end = date.fromisoformat(start_date), date.fromisoformat(end_date)
-    except ValueError as exc:
-        raise Invalid("请选择导出的起止日期", fields={"start_date": "日期格式不正确"}) from exc
+    start = parse_date(start_date, field="start_date", required=True)
+    end = parse_date(end_date, field="end_date", required=True)
     filename, content = await reports.export_ledger(
         actor=user, community_id=community.id, start_date=start, end_date=end
     )
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return xlsx_response(filename, content)
 
 
 # --- earning rules (street admins) ---
@@ -789,15 +806,10 @@ async def add_rule(
             _optional_number(monthly_cap, "monthly_cap", errors),
         )
         start = None
-        if effective_date.strip():
-            try:
-                chosen = date.fromisoformat(effective_date.strip())
-            except ValueError:
-                errors["effective_date"] = "日期格式不正确"
-            else:
-                # Today means now: a rule can only start from this moment on.
-                if chosen > clock.now().astimezone(_zone()).date():
-                    start = datetime.combine(chosen, time(), tzinfo=_zone())
+        chosen = collect(errors, parse_date, effective_date, field="effective_date")
+        # Today means now; an earlier day goes to the service, which refuses it and says why.
+        if chosen is not None and chosen != clock.now().astimezone(_zone()).date():
+            start = datetime.combine(chosen, time(), tzinfo=_zone())
         if errors:
             raise Invalid(fields=errors)
         await points_service.create_rule(

@@ -53,7 +53,8 @@ async def profile(
 async def update_profile(
     request: Request,
     user: CurrentUser,
-    nickname: Annotated[str, Form(max_length=64)] = "",
+    # Lengths and characters are the service's to judge, so its message names the field.
+    nickname: Annotated[str, Form()] = "",
     phone: Annotated[str, Form(max_length=32)] = "",
     community_id: Annotated[int | None, Form()] = None,
     building_id: Annotated[int | None, Form()] = None,

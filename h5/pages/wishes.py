@@ -13,9 +13,10 @@ from fastapi.responses import HTMLResponse
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core import images
-from backend.core.errors import DomainError, Invalid
+from backend.core.errors import DomainError, Invalid, RateLimited
 from backend.core.ids import optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
+from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
 from backend.wishes import board, export
 from backend.wishes import service as wishes_service
@@ -27,7 +28,6 @@ from h5.session import CurrentUser, safe_next
 
 router = page_router()
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _ALL = PageRequest(limit=MAX_LIMIT)
 Text = Annotated[str, Form(max_length=2000)]
 
@@ -35,7 +35,8 @@ DONE_MESSAGES = {
     "submitted": "心愿已提交，社区工作人员审核后会公开",
     "approved": "已审核通过，心愿已公开",
     "rejected": "已退回，并告知了心愿人",
-    "claimed": "认领成功！请尽快联系心愿人",
+    "claimed": "认领成功！请先与社区联系人沟通，心愿人接受后您会看到其联系方式",
+    "accepted": "已接受认领，并记入进展记录",
     "released": "已放弃认领，心愿重新开放",
     "fulfilled": "已提交完成情况，等待心愿人确认",
     "closed": "感谢确认！认领人将获得积分",
@@ -150,6 +151,7 @@ async def post_wish(
     category: Annotated[str, Form(max_length=16)] = "",
     needed_by: Annotated[str, Form(max_length=10)] = "",
     address: Text = "",
+    contact_via: Annotated[str, Form(max_length=16)] = "direct",
 ) -> Response:
     values = {
         "title": title,
@@ -157,6 +159,7 @@ async def post_wish(
         "category": category,
         "needed_by": needed_by,
         "address": address,
+        "contact_via": contact_via,
     }
     try:
         wish = await wishes_service.submit_wish(
@@ -167,10 +170,11 @@ async def post_wish(
             category=category,
             needed_by=_parse_date(needed_by),
             address=address,
+            contact_via=contact_via,
         )
-    except Invalid as exc:
+    except (Invalid, RateLimited) as exc:
         return await _wish_form(
-            request, user, values=values, error=describe_error(exc), status_code=422
+            request, user, values=values, error=describe_error(exc), status_code=exc.status_code
         )
     return see_other(f"/h5/wishes/{wish.id}?done=submitted")
 
@@ -237,14 +241,7 @@ async def export_xlsx(
     content = await export.export_wishes_xlsx(
         actor=user, community_id=optional_org_id(community_id)
     )
-    return Response(
-        content,
-        media_type=XLSX,
-        headers={
-            "Content-Disposition": 'attachment; filename="wishes.xlsx"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return xlsx_response("wishes.xlsx", content)
 
 
 # --- the two-way board ---
@@ -337,9 +334,14 @@ async def publish_board_item(
             category=category,
             quantity=int(quantity) if quantity.strip().isdigit() else 0,
         )
-    except Invalid as exc:
+    except (Invalid, RateLimited) as exc:
         return await _board_form(
-            request, user, kind=kind, values=values, error=describe_error(exc), status_code=422
+            request,
+            user,
+            kind=kind,
+            values=values,
+            error=describe_error(exc),
+            status_code=exc.status_code,
         )
     return see_other(f"/h5/wishes/board/{item.id}?done=published")
 
@@ -519,6 +521,24 @@ async def claim(
         wish_id,
         wishes_service.claim_wish(user=user, wish_id=wish_id, unit_id=unit_id),
         "claimed",
+    )
+
+
+@router.post("/h5/wishes/{wish_id}/accept")
+async def accept(
+    request: Request,
+    user: CurrentUser,
+    wish_id: int,
+    claimer_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    # The claimer the page showed: if someone else holds the claim by now, nothing is shared.
+    claimer = int(claimer_id) if claimer_id.isdigit() else 0
+    return await _on_wish(
+        request,
+        user,
+        wish_id,
+        wishes_service.accept_wish(actor=user, wish_id=wish_id, claimer_id=claimer),
+        "accepted",
     )
 
 

@@ -87,14 +87,15 @@ async def test_a_forced_wechat_error_is_401(client, fake_wechat):
     assert error_code(response) == "wechat_login_failed"
 
 
-async def test_unreachable_wechat_is_401_not_500(client, monkeypatch):
+async def test_unreachable_wechat_is_502_not_500(client, monkeypatch):
     monkeypatch.setenv("LINLI_WECHAT_API_BASE", f"http://127.0.0.1:{free_port()}")
     reset_settings()
 
     response = await client.post(LOGIN, json={"code": "whatever"})
 
-    assert response.status_code == 401
-    assert error_code(response) == "wechat_login_failed"
+    assert response.status_code == 502
+    assert error_code(response) == "wechat_unavailable"
+    assert "微信" in response.json()["error"]["message"]
 
 
 async def test_login_with_bad_input_gets_the_envelope(client):
@@ -265,7 +266,7 @@ async def test_patch_me_refuses_bad_values_with_fields(client):
     assert set(error["fields"]) == {"phone", "community_id", "unit_id", "nickname"}
     assert (await User.get(id=user.id)).nickname == "原名"
 
-    for body in ({"role": "staff"}, {"nickname": "x" * 33}, {"community_id": "abc"}):
+    for body in ({"role": "staff"}, {"nickname": "x" * 65}, {"community_id": "abc"}):
         bad = await client.patch("/api/v1/me", json=body, headers=headers)
         assert bad.status_code == 422, body
         assert error_code(bad) == "invalid"

@@ -9,6 +9,7 @@ from backend.accounts.models import RoleGrant, User, WechatIdentity
 from backend.core.config import reset_settings
 from backend.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from backend.core.models import OutboxMessage
+from tests.conftest import PROD_ENV
 from tests.factories import make_community, make_user
 
 
@@ -187,7 +188,8 @@ async def test_persona_login_in_dev(db):
 
 async def test_persona_login_is_refused_in_prod(db, monkeypatch):
     await make_user(persona="resident")
-    monkeypatch.setenv("LINLI_ENV", "prod")
+    for name, value in PROD_ENV.items():
+        monkeypatch.setenv(name, value)
     reset_settings()
 
     assert not service.personas_enabled()

@@ -161,3 +161,13 @@ def test_two_bots_in_parallel_send_nothing_twice(
         return dict(statuses), left
 
     assert in_database(settings, outcome) == ({"sent": 140}, 0)
+
+
+def test_a_bot_stopped_while_still_starting_exits_cleanly(settings: Settings, start_bot):
+    # On a busy host the imports and the first connection take seconds; a stop asked for
+    # then is as ordinary as one asked for later (systemd restarts, docker stop).
+    env = linli_env(**BOT_ENV)
+    fresh_database(settings, env)
+    bot = start_bot(env)
+    time.sleep(0.3)
+    assert stop(bot) == 0

@@ -4,20 +4,24 @@ in, menu clicks — through the signed callback, as WeChat sends them."""
 from __future__ import annotations
 
 from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
 
 from backend.accounts.models import WechatIdentity
 from backend.activities.models import Activity
+from backend.core.config import get_settings
 from backend.wishes.models import Wish
-from bot.replies import MENU_KEYS
+from bot.replies import MENU_KEYS, cdata
 from tests.bot.test_callback import (
     ACCOUNT,
     NOW,
     OPENID,
     _frozen_clock,  # noqa: F401 (autouse fixture)
+    aes_key,  # noqa: F401 (fixture)
     post_plain,
     reply_of,
+    safe_mode_request,
     text_message,
 )
 from tests.factories import make_community, make_user
@@ -148,3 +152,58 @@ async def test_a_menu_link_opening_gets_no_reply(client, settings):
 
 def test_every_menu_key_has_an_answer():
     assert set(MENU_KEYS.values()) <= {"points", "activities", "wishes", "party", "menu"}
+
+
+# --- titles that would break the XML ---
+
+AWKWARD_TITLE = "茶]]><a>&amp;会\x07"
+SHOWN_TITLE = "茶]]><a>&amp;会"  # the control character cannot be carried by XML at all
+
+
+def parsed_content(xml_text: str) -> str:
+    # The standard library's parser: well-formed or an exception, nothing in between.
+    root = ElementTree.fromstring(xml_text)
+    assert [child.tag for child in root] == [
+        "ToUserName",
+        "FromUserName",
+        "CreateTime",
+        "MsgType",
+        "Content",
+    ]
+    assert root.findtext("ToUserName") == OPENID and root.findtext("MsgType") == "text"
+    return root.findtext("Content")
+
+
+async def test_a_title_holding_cdata_end_and_markup_keeps_the_plain_reply_well_formed(
+    client, settings
+):
+    community = await make_community()
+    activity = await make_activity(community, AWKWARD_TITLE, days=2)
+    response = await post_plain(client, settings, text_message("活动"))
+    assert response.status_code == 200
+    content = parsed_content(response.text)
+    assert SHOWN_TITLE in content
+    assert f"/h5/activities/{activity.id}" in content
+
+
+@pytest.mark.usefixtures("aes_key")
+async def test_a_title_holding_cdata_end_keeps_the_safe_mode_reply_well_formed(client, settings):
+    community = await make_community()
+    await make_wish(community, AWKWARD_TITLE)
+    key = get_settings().oa_aes_key
+    crypto, params, envelope = safe_mode_request(settings, key, text_message("心愿"))
+    response = await client.post("/wechat/callback", params=params, content=envelope.encode())
+    outer = ElementTree.fromstring(response.text)
+    plain = crypto.decrypt_message(
+        response.text,
+        outer.findtext("MsgSignature"),
+        outer.findtext("TimeStamp"),
+        outer.findtext("Nonce"),
+    )
+    assert SHOWN_TITLE in parsed_content(plain)
+
+
+def test_cdata_splits_every_section_end():
+    text = "a]]>b]]]]>c\x00d"
+    xml = f"<x>{cdata(text)}</x>"
+    assert ElementTree.fromstring(xml).text == "a]]>b]]]]>cd"

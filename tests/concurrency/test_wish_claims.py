@@ -22,6 +22,7 @@ from backend.core.models import OutboxMessage
 from backend.wishes import service
 from backend.wishes.models import Wish, WishClaimer, WishEvent
 from tests.concurrency.harness import Tally, fire, load_client
+from tests.conftest import PROD_ENV
 from tests.factories import auth_headers, make_community, make_user
 
 CLAIMERS = 200
@@ -123,7 +124,8 @@ async def test_the_unguarded_switch_is_ignored_outside_dev(monkeypatch, db):
     from backend.core.config import reset_settings
 
     monkeypatch.setenv("LINLI_TEST_UNGUARDED_CLAIM", "1")
-    monkeypatch.setenv("LINLI_ENV", "prod")
+    for name, value in PROD_ENV.items():
+        monkeypatch.setenv(name, value)
     reset_settings()
     try:
         wish_id, claimers = await make_hot_wish()

@@ -112,3 +112,80 @@ async def test_bad_key_is_invalid(db, settings):
             "/probe/orders", json={"item": "bag"}, headers={"Idempotency-Key": "k" * 300}
         )
     assert response.status_code == 422
+
+
+async def _stuck_record(key: str, *, started_ago: timedelta) -> None:
+    from backend.core.idempotency import _fingerprint
+
+    await IdempotencyRecord.create(
+        scope="user:1",
+        key=key,
+        request_hash=_fingerprint("orders", _Order(item="bag")),
+        status="running",
+        created_at=clock.now() - started_ago,
+    )
+
+
+async def test_a_request_that_died_mid_way_is_taken_over_after_the_lease(db, settings):
+    await _stuck_record(
+        "k-7", started_ago=timedelta(seconds=settings.idempotency_lease_seconds + 1)
+    )
+    async with await _client(settings) as client:
+        headers = {"Idempotency-Key": "k-7"}
+        retried = await client.post("/probe/orders", json={"item": "bag"}, headers=headers)
+        replayed = await client.post("/probe/orders", json={"item": "bag"}, headers=headers)
+    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+    assert replayed.json() == retried.json() and replayed.headers["idempotent-replayed"] == "true"
+    assert await OutboxMessage.all().count() == 1
+    [record] = await IdempotencyRecord.filter(key="k-7")
+    assert record.status == "done" and record.response_status == 201
+
+
+async def test_a_running_request_within_its_lease_is_still_in_progress(db, settings):
+    await _stuck_record(
+        "k-8", started_ago=timedelta(seconds=settings.idempotency_lease_seconds - 5)
+    )
+    async with await _client(settings) as client:
+        response = await client.post(
+            "/probe/orders", json={"item": "bag"}, headers={"Idempotency-Key": "k-8"}
+        )
+    assert response.json()["error"]["code"] == "idempotency_in_progress"
+    assert await OutboxMessage.all().count() == 0
+
+
+async def test_two_retries_of_a_dead_request_take_it_over_once(db, settings):
+    from backend.core.idempotency import _claim, _fingerprint
+
+    await _stuck_record("k-9", started_ago=timedelta(minutes=5))
+    digest = _fingerprint("orders", _Order(item="bag"))
+    now = clock.now()
+    first = await _claim("user:1", "k-9", digest, now)
+    second = await _claim("user:1", "k-9", digest, now + timedelta(milliseconds=1))
+    assert first is None  # this retry runs
+    assert second is not None and second.status == "running"  # this one is told to wait
+
+
+async def test_a_dead_request_with_another_body_is_still_a_mismatch(db, settings):
+    await _stuck_record("k-10", started_ago=timedelta(minutes=5))
+    async with await _client(settings) as client:
+        response = await client.post(
+            "/probe/orders", json={"item": "tissue"}, headers={"Idempotency-Key": "k-10"}
+        )
+    assert response.json()["error"]["code"] == "idempotency_mismatch"
+    assert await OutboxMessage.all().count() == 0
+
+
+async def test_the_late_first_run_cannot_overwrite_the_record_of_the_retry(db, settings):
+    from backend.core.idempotency import _claim, _fingerprint
+
+    clock.set(clock.now())
+    digest = _fingerprint("orders", _Order(item="bag"))
+    started = clock.now() - timedelta(minutes=5)
+    assert await _claim("user:1", "k-11", digest, started) is None
+    assert await _claim("user:1", "k-11", digest, clock.now()) is None
+    # The first run comes back late: its record now belongs to the retry, so its update
+    # (filtered on its own start) matches nothing.
+    late = IdempotencyRecord.filter(scope="user:1", key="k-11", created_at=started)
+    assert await late.update(status="done") == 0
+    [record] = await IdempotencyRecord.filter(key="k-11")
+    assert record.status == "running" and record.created_at == clock.now()

@@ -1,22 +1,88 @@
+import os
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
 from backend.core.config import DEFAULT_SECRET, Settings
+from tests.conftest import PROD_ENV, PROD_SETTINGS, ROOT
+
+STRONG = "x" * 40
+
+
+def prod(**changes):
+    return Settings(_env_file=None, **{**PROD_SETTINGS, "secret_key": STRONG, **changes})
 
 
 def test_prod_refuses_default_secret(monkeypatch):
     monkeypatch.delenv("LINLI_SECRET_KEY", raising=False)
     with pytest.raises(ValidationError, match="LINLI_SECRET_KEY"):
-        Settings(env="prod", secret_key=DEFAULT_SECRET)
+        prod(secret_key=DEFAULT_SECRET)
 
 
 def test_prod_refuses_short_secret():
     with pytest.raises(ValidationError, match="32"):
-        Settings(env="prod", secret_key="short-but-not-default")
+        prod(secret_key="short-but-not-default")
 
 
-def test_prod_accepts_long_random_secret():
-    assert Settings(env="prod", secret_key="x" * 40).env == "prod"
+def test_prod_accepts_long_random_secret_and_real_wechat_values():
+    settings = prod()
+    assert settings.env == "prod"
+    assert settings.public_base_url.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("oa_token", ""),
+        ("oa_token", "linli-oa-token"),
+        ("mp_appid", "wx_mp_demo"),
+        ("mp_appid", ""),
+        ("mp_secret", "mp-demo-secret"),
+        ("oa_appid", "wx_oa_demo"),
+        ("oa_secret", "oa-demo-secret"),
+        ("oa_secret", ""),
+        ("public_base_url", "http://127.0.0.1:8000"),
+        ("public_base_url", "https://localhost"),
+        ("public_base_url", "https://127.0.0.1"),
+        ("public_base_url", "http://linli.example.cn"),
+        ("public_base_url", "not a url"),
+    ],
+)
+def test_prod_refuses_demo_or_unsafe_values_naming_the_variable(variable, value):
+    with pytest.raises(ValidationError) as caught:
+        prod(**{variable: value})
+    message = str(caught.value)
+    assert f"LINLI_{variable.upper()}" in message
+    # Only the bad value is named: the other settings are fine.
+    others = {f"LINLI_{n.upper()}" for n in PROD_SETTINGS if n not in ("env", variable)}
+    assert not any(other in message for other in others | {"LINLI_SECRET_KEY"})
+
+
+def test_dev_keeps_the_demo_values():
+    settings = Settings(_env_file=None, env="dev")
+    assert (settings.mp_appid, settings.oa_token) == ("wx_mp_demo", "linli-oa-token")
+
+
+def test_every_command_exits_2_naming_each_unsafe_variable(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
+    env.update(PROD_ENV, LINLI_SECRET_KEY=STRONG, LINLI_OA_TOKEN="linli-oa-token")
+    env["LINLI_PUBLIC_BASE_URL"] = "http://localhost:8000"
+    for command in ("migrate", "serve", "bot"):
+        result = subprocess.run(
+            [sys.executable, "-m", "backend.cli", command],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, command
+        assert "LINLI_OA_TOKEN" in result.stderr and "LINLI_PUBLIC_BASE_URL" in result.stderr
+        assert "LINLI_MP_APPID" not in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_dev_defaults_to_embedded_sqlite_without_redis(monkeypatch):

@@ -36,6 +36,14 @@ class FakeWechatState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """A forced answer sent as given (see FakeWechat.answer_next)."""
+
+    body: Any
+    status: int = 200
+
+
 class FakeWechat:
     """Handle on the running fake: register codes, force errors, inspect calls."""
 
@@ -67,6 +75,13 @@ class FakeWechat:
         with self.state.lock:
             for _ in range(times):
                 self.state.forced[path].append({"errcode": errcode, "errmsg": errmsg or "forced"})
+
+    def answer_next(self, path: str, answer: Any, *, status: int = 200, times: int = 1) -> None:
+        """Answer the next `times` calls to `path` with `answer` as it is: any JSON value, or
+        bytes sent raw (a malformed payload), with HTTP `status`."""
+        with self.state.lock:
+            for _ in range(times):
+                self.state.forced[path].append(RawAnswer(answer, status))
 
     def invalidate_tokens(self) -> None:
         with self.state.lock:
@@ -120,9 +135,16 @@ def _make_handler(state: FakeWechatState):
             with state.lock:
                 state.calls.append(Call(method, path, query, body))
                 forced = state.forced[path].pop(0) if state.forced.get(path) else None
-            answer = forced or self._answer(path, query, body)
-            payload = json.dumps(answer, ensure_ascii=False).encode()
-            self.send_response(200)
+            status = 200
+            if isinstance(forced, RawAnswer):
+                status, answer = forced.status, forced.body
+            else:
+                answer = forced or self._answer(path, query, body)
+            if isinstance(answer, bytes):
+                payload = answer
+            else:
+                payload = json.dumps(answer, ensure_ascii=False).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

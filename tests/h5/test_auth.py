@@ -10,6 +10,7 @@ import pytest
 from backend.accounts.models import User, WechatIdentity
 from backend.core.clock import clock
 from backend.core.config import reset_settings
+from tests.conftest import PROD_ENV
 from tests.fakes.wechat_server import FakeWechat
 from tests.h5.conftest import Demo, csrf_token, login_as
 
@@ -135,7 +136,8 @@ async def test_prod_refuses_persona_login(
     client: httpx.AsyncClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = csrf_token((await client.get("/h5/login")).text)
-    monkeypatch.setenv("LINLI_ENV", "prod")
+    for name, value in PROD_ENV.items():
+        monkeypatch.setenv(name, value)
     reset_settings()
 
     page = await client.get("/h5/login")
@@ -248,11 +250,20 @@ async def test_oauth_callback_without_code_is_a_page(client: httpx.AsyncClient, 
 async def test_logout(client: httpx.AsyncClient, demo: Demo) -> None:
     await login_as(client, "resident")
     home = await client.get("/h5/")
+    kept = client.cookies["linli_session"]
     response = await client.post("/h5/logout", data={"csrf_token": csrf_token(home.text)})
     assert response.status_code == 200
     assert "您已退出登录" in response.text
     assert 'linli_session=""' in response.headers["set-cookie"]
     assert (await client.get("/h5/")).status_code == 302
+    # A copy of the cookie kept elsewhere (another tab, a stolen value) is dead as well.
+    client.cookies.set("linli_session", kept)
+    assert (await client.get("/h5/")).status_code == 302
+    assert (await User.get(id=demo.resident.id)).token_version == 1
+
+    client.cookies.clear()
+    await login_as(client, "resident")
+    assert (await client.get("/h5/")).status_code == 200
 
 
 async def test_logout_needs_csrf(client: httpx.AsyncClient, demo: Demo) -> None:

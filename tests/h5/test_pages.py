@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -230,3 +231,16 @@ async def test_rate_limited_page_is_chinese(
     assert limited.status_code == 429
     assert "操作太频繁" in limited.text
     assert "retry-after" in limited.headers
+
+
+def test_every_csrf_macro_import_sees_the_token() -> None:
+    # A macro imported without context renders the token of an empty context: a form whose
+    # hidden field is blank and whose post is refused in a real browser.
+    templates = Path(__file__).resolve().parents[2] / "h5" / "templates"
+    blind = [
+        f"{path.relative_to(templates)}: {line.strip()}"
+        for path in templates.rglob("*.html")
+        for line in path.read_text().splitlines()
+        if re.search(r"\bimport\b[^%]*\bcsrf\b", line) and "with context" not in line
+    ]
+    assert not blind, blind

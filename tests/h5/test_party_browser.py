@@ -30,6 +30,9 @@ async def test_report_in_approve_claim_and_check_in_on_a_phone(phones: Phones, d
             description="每周六上午养护小区绿地，劝导文明养犬",
             location="大田社区中心花园",
             skills=["环境绿化", "文明劝导"],
+            # The server runs on the real clock: a check-in must be open whenever CI runs.
+            open_from=0,
+            open_until=24 * 60,
         ),
     )
     await service.create_post(

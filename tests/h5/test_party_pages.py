@@ -115,7 +115,7 @@ async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo
         "/h5/party/checkin",
         {"post_id": post.id, "code": "000000", "action": "in"},
     )
-    assert wrong.status_code == 409 and "签到码无效" in wrong.text
+    assert wrong.status_code == 409 and "签到码不正确" in wrong.text
     checked_in = await _post(
         client,
         f"/h5/party/checkin?post={post.id}",

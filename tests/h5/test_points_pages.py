@@ -146,16 +146,18 @@ async def test_a_resident_cannot_open_the_verify_preview(client, shop):
 async def test_staff_cancel_a_redemption(client, shop):
     redemption = await rewards.redeem_reward(user=shop.resident, reward_id=shop.bag.id)
     as_user(client, shop.staff)
+    # From the staff's list, which shows no pickup codes, to the redemption's own page.
     response = await post_form(
         client,
-        f"/h5/points/staff/verify?code={redemption.pickup_code}",
+        f"/h5/points/staff/redemptions/{redemption.id}",
         f"/h5/points/staff/redemptions/{redemption.id}/cancel",
         {"reason": "礼品缺货"},
     )
     assert response.status_code == 200 and "已取消兑换" in response.text
     assert (await User.get(id=shop.resident.id)).points_balance == 120
     listing = await client.get("/h5/points/staff/redemptions", params={"status": "cancelled"})
-    assert redemption.pickup_code in listing.text
+    assert f"/h5/points/staff/redemptions/{redemption.id}" in listing.text
+    assert redemption.pickup_code not in listing.text
 
 
 async def test_staff_put_up_edit_and_restock_a_reward(client, shop):

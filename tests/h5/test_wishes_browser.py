@@ -1,5 +1,6 @@
 """A wish in a real phone-sized browser: a resident posts it, staff approve it (the phone
-number in the text highlighted), a party member claims and fulfils it, the resident
+number in the text highlighted), a party member claims it (seeing only a masked number),
+the resident accepts the claimer (sharing her contact), he fulfils it, the resident
 confirms. Screenshots of each step go to tests/artifacts/wish-*.png."""
 
 from __future__ import annotations
@@ -59,13 +60,25 @@ async def test_a_wish_on_a_phone_from_posting_to_thanks(phones: Phones, cast: De
     await member.get_by_text("想请人陪我去医院复诊").click()
     await member.get_by_role("button", name="我来认领").click()
     await member.get_by_text("认领成功").wait_for()
-    assert await member.get_by_role("link", name=RESIDENT_PHONE).is_visible()
+    # Claiming shares only a masked number until the resident accepts.
+    claimed_text = await member.locator("main").inner_text()
+    assert RESIDENT_PHONE not in claimed_text and "139****5678" in claimed_text
+    assert "5 号楼 302" not in claimed_text
     await screenshot(member, "wish-5-claimed")
+
+    # 4. The resident accepts the claimer, and only then is her contact shared.
+    await resident.goto(wish_url)
+    await resident.get_by_role("button", name="接受认领并告知联系方式").click()
+    await resident.get_by_text("已接受认领，并记入进展记录").wait_for()
+    assert await resident.get_by_text("接受认领，告知联系方式").first.is_visible()
+    await screenshot(resident, "wish-5b-accepted")
+    await member.reload()
+    assert await member.get_by_role("link", name=RESIDENT_PHONE).is_visible()
     await member.fill("textarea[name=note]", "已陪同复诊，医生说恢复得很好")
     await member.get_by_role("button", name="已完成").click()
     await member.get_by_text("等待心愿人确认").wait_for()
 
-    # 4. The resident confirms and thanks.
+    # 5. The resident confirms and thanks.
     await resident.goto(wish_url)
     await resident.select_option("#rating", "5")
     await resident.fill("input[name=thanks]", "谢谢李师傅！")
@@ -75,7 +88,7 @@ async def test_a_wish_on_a_phone_from_posting_to_thanks(phones: Phones, cast: De
     assert await resident.get_by_text("已圆梦").first.is_visible()
     await screenshot(resident, "wish-7-closed")
 
-    # 5. The two-way board: staff publish a need for the community.
+    # 6. The two-way board: staff publish a need for the community.
     await staff.get_by_role("link", name="双向认领").click()
     await staff.get_by_role("link", name="发布社区需求").click()
     await staff.fill("#title", "助老陪护")

@@ -12,9 +12,16 @@ from openpyxl import load_workbook
 
 from backend.accounts.models import User
 from backend.wishes.models import BoardClaim, Wish, WishPhoto
-from tests.factories import session_cookies
+from tests.factories import make_user, session_cookies
 from tests.h5.conftest import csrf_token
-from tests.wishes.conftest import POSTER_PHONE, World, make_world, open_wish
+from tests.wishes.conftest import (
+    COMMUNITY_CONTACT,
+    POSTER_PHONE,
+    POSTER_PHONE_MASKED,
+    World,
+    make_world,
+    open_wish,
+)
 
 PHONE = re.compile(r"1[3-9]\d{9}")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -85,6 +92,30 @@ async def test_a_wish_from_posting_to_thanks(client: httpx.AsyncClient, world: W
     assert claimed.headers["location"] == f"/h5/wishes/{wish_id}?done=claimed"
     detail = await client.get(claimed.headers["location"])
     assert "认领成功" in detail.text
+    # The claimer is given the community's contact and a masked phone, nothing more yet.
+    assert not PHONE.search(detail.text) and "5 号楼 302" not in detail.text
+    assert POSTER_PHONE_MASKED in detail.text
+    assert COMMUNITY_CONTACT[0] in detail.text
+    assert f'href="tel:{COMMUNITY_CONTACT[1]}"' in detail.text
+    assert "心愿人接受您的认领后" in detail.text
+
+    # The poster accepts the claimer; the reveal is in the history.
+    login(client, world.poster)
+    detail = await client.get(f"/h5/wishes/{wish_id}")
+    assert "接受认领并告知联系方式" in detail.text
+    accepted = await submit(
+        client,
+        f"/h5/wishes/{wish_id}",
+        f"/h5/wishes/{wish_id}/accept",
+        {"claimer_id": str(world.neighbour.id)},
+    )
+    assert accepted.headers["location"] == f"/h5/wishes/{wish_id}?done=accepted"
+    detail = await client.get(accepted.headers["location"])
+    assert "接受认领，告知联系方式" in detail.text and "接受认领并告知联系方式" not in detail.text
+    assert (await Wish.get(id=wish_id)).accepted_at is not None
+
+    login(client, world.neighbour)
+    detail = await client.get(f"/h5/wishes/{wish_id}")
     assert f'href="tel:{POSTER_PHONE}"' in detail.text and "5 号楼 302" in detail.text
 
     fulfilled = await submit(
@@ -111,7 +142,14 @@ async def test_a_wish_from_posting_to_thanks(client: httpx.AsyncClient, world: W
     assert confirmed.status_code == 303
     detail = await client.get(confirmed.headers["location"])
     assert "已圆梦" in detail.text and "★★★★★" in detail.text
-    for step in ("提交心愿", "审核通过", "认领心愿", "完成心愿", "确认并评价"):
+    for step in (
+        "提交心愿",
+        "审核通过",
+        "认领心愿",
+        "接受认领，告知联系方式",
+        "完成心愿",
+        "确认并评价",
+    ):
         assert step in detail.text
     assert (await User.get(id=world.neighbour.id)).points_balance == 10
 
@@ -192,7 +230,7 @@ async def test_the_excel_export(client: httpx.AsyncClient, world: World) -> None
     rows = list(book["微心愿"].iter_rows(values_only=True))
     assert rows[0][:4] == ("编号", "社区", "类别", "标题")
     titles = [r[3] for r in rows[1:]]
-    assert titles == ['\'=HYPERLINK("http://evil")心愿', "第二个心愿"]
+    assert titles == ['=HYPERLINK("http://evil")心愿', "第二个心愿"]
     assert all(cell.data_type != "f" for row in book["微心愿"].iter_rows() for cell in row)
     assert [r[5] for r in rows[1:]] == ["张**", "张**"]
     assert not PHONE.search(str(rows))
@@ -298,3 +336,108 @@ async def test_no_page_a_stranger_can_reach_shows_a_phone_number(
     # 「我的」always carries a form token, whatever the wish page offers this visitor.
     refused = await submit(client, "/h5/me", f"/h5/wishes/{claimed.id}/claim", {})
     assert refused.status_code in (403, 409) and not PHONE.search(refused.text)
+
+
+async def test_the_form_offers_contact_through_the_community(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    login(client, world.poster)
+    form = await client.get("/h5/wishes/new")
+    assert "由社区联系" in form.text and "您的手机号和地址不会告知认领人" in form.text
+    posted = await submit(
+        client,
+        "/h5/wishes/new",
+        "/h5/wishes",
+        {
+            "title": "想请人帮忙修水龙头",
+            "description": "厨房水龙头漏水，需要帮忙。",
+            "category": "生活帮扶",
+            "address": "5 号楼 302",
+            "contact_via": "community",
+        },
+    )
+    assert posted.status_code == 303
+    wish = await Wish.get(title="想请人帮忙修水龙头")
+    assert wish.contact_via == "community"
+    await Wish.filter(id=wish.id).update(status="open")
+
+    login(client, world.neighbour)
+    await submit(client, f"/h5/wishes/{wish.id}", f"/h5/wishes/{wish.id}/claim", {})
+    # Staff accept for the poster; the claimer is still pointed at the community.
+    login(client, world.staff)
+    detail = await client.get(f"/h5/wishes/{wish.id}")
+    assert "接受认领（由社区联系）" in detail.text and "请由社区工作人员与认领人对接" in detail.text
+    await submit(
+        client,
+        f"/h5/wishes/{wish.id}",
+        f"/h5/wishes/{wish.id}/accept",
+        {"claimer_id": str(world.neighbour.id)},
+    )
+    detail = await client.get(f"/h5/wishes/{wish.id}")
+    assert "接受认领（由社区联系）" in detail.text  # now in the history
+    assert "社区工作人员代心愿人接受了李**的认领" in detail.text
+    login(client, world.neighbour)
+    detail = await client.get(f"/h5/wishes/{wish.id}")
+    assert not PHONE.search(detail.text) and "5 号楼 302" not in detail.text
+    assert "心愿人选择由社区联系" in detail.text and COMMUNITY_CONTACT[1] in detail.text
+
+
+async def test_caps_and_bad_characters_are_explained_on_the_page(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.core.config import reset_settings
+
+    monkeypatch.setenv("LINLI_WISHES_PER_DAY", "3")
+    reset_settings()
+    first, second = await open_wish(world, title="心愿一"), await open_wish(world, title="心愿二")
+    login(client, world.neighbour)
+    await submit(client, f"/h5/wishes/{first.id}", f"/h5/wishes/{first.id}/claim", {})
+    await submit(client, f"/h5/wishes/{first.id}", f"/h5/wishes/{first.id}/release", {})
+    refused = await submit(client, f"/h5/wishes/{second.id}", f"/h5/wishes/{second.id}/claim", {})
+    assert refused.status_code == 429
+    assert "为避免反复认领" in refused.text and "后再认领新的心愿" in refused.text
+    assert (await Wish.get(id=second.id)).status == "open"
+
+    login(client, world.poster)
+    values = {"description": "需要一点帮助。", "category": "其他"}
+    bad = await submit(
+        client, "/h5/wishes/new", "/h5/wishes", {**values, "title": "想请人\x00帮忙"}
+    )
+    assert bad.status_code == 422 and "不能包含控制字符" in bad.text
+    made = await submit(client, "/h5/wishes/new", "/h5/wishes", {**values, "title": "第三个心愿"})
+    assert made.status_code == 303
+    capped = await submit(client, "/h5/wishes/new", "/h5/wishes", {**values, "title": "第四个心愿"})
+    assert capped.status_code == 429
+    assert "您今天已发布 3 个心愿，达到每日上限，请明天再发布" in capped.text
+    assert 'value="第四个心愿"' in capped.text
+    assert await Wish.filter(poster_id=world.poster.id).count() == 3
+
+
+async def test_the_board_shows_the_other_side_masked_until_confirmed(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from backend.wishes import board
+
+    publisher = await make_user(
+        nickname="陈社工", community=world.community, roles=["staff"], phone="13300004444"
+    )
+    need = await board.publish_item(
+        actor=publisher,
+        kind="need",
+        community_id=world.community.id,
+        title="助老陪护",
+        description="每周二上午陪伴独居老人聊天。",
+        category="助老服务",
+        quantity=1,
+    )
+    claim = await board.claim_item(actor=world.unit_member, item_id=need.id, unit_id=world.unit.id)
+    login(client, world.unit_member)
+    page = await client.get(f"/h5/wishes/board/{need.id}")
+    assert "发布方联系人：陈** 133****4444" in page.text and "13300004444" not in page.text
+    login(client, world.neighbour)
+    page = await client.get(f"/h5/wishes/board/{need.id}")
+    assert "133****4444" not in page.text and "联系人" not in page.text
+    await board.confirm_claim(actor=publisher, claim_id=claim.id)
+    login(client, world.unit_member)
+    page = await client.get(f"/h5/wishes/board/{need.id}")
+    assert 'href="tel:13300004444"' in page.text and "陈社工" in page.text

@@ -19,7 +19,15 @@ async def test_communities_are_public(client):
 
     assert response.status_code == 200
     assert response.json() == {
-        "items": [{"id": community.id, "slug": "xinfukangli", "name": "新福康里居民区"}],
+        "items": [
+            {
+                "id": community.id,
+                "slug": "xinfukangli",
+                "name": "新福康里居民区",
+                "contact_name": "",
+                "contact_phone": "",
+            }
+        ],
         "next_cursor": None,
     }
 

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from backend.core.config import Settings, reset_settings
 from backend.party import service
+from tests.conftest import PROD_SETTINGS
 
 STRONG = "x" * 40
 
@@ -14,8 +15,8 @@ STRONG = "x" * 40
 def test_the_unguarded_claim_switch_is_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINLI_TEST_UNGUARDED_POST_CLAIM", raising=False)
     with pytest.raises(ValidationError, match="LINLI_TEST_UNGUARDED_POST_CLAIM"):
-        Settings(env="prod", secret_key=STRONG, test_unguarded_post_claim=True)
-    assert not Settings(env="prod", secret_key=STRONG).test_unguarded_post_claim
+        Settings(**PROD_SETTINGS, secret_key=STRONG, test_unguarded_post_claim=True)
+    assert not Settings(**PROD_SETTINGS, secret_key=STRONG).test_unguarded_post_claim
 
 
 def test_party_settings_have_sane_defaults() -> None:

@@ -162,7 +162,8 @@ async def test_only_staff_of_the_community_get_the_code(db):
 
 
 async def test_minutes_split_at_shanghai_midnight_and_capped_per_day(db):
-    community, staff, member, post = await _member_on_post()
+    # A post served round the clock, so a night shift can be checked in.
+    community, staff, member, post = await _member_on_post(open_from=0, open_until=24 * 60)
     # 7.5 hours on 1 March leave 30 minutes under the 8-hour cap that day.
     clock.set(local(2026, 3, 1, 17, 0))
     day_shift = await service.add_offline_record(
@@ -221,7 +222,8 @@ async def test_a_forgotten_check_out_expires_and_staff_correct_it_once(db):
     expired = await service.check_out(user=member, post_id=post.id, code=code_for(post))
     assert expired.id == record.id and expired.status == "expired" and expired.minutes == 0
     assert not await PointsLedgerEntry.exists(user_id=member.id, source_type="party_service")
-    # The member is free to check in again.
+    # The member is free to check in again (next morning: 21:01 is past the post's hours).
+    clock.set(local(2026, 3, 8, 7, 0))
     again = await service.check_in(user=member, post_id=post.id, code=code_for(post))
     assert again.status == "open"
 

@@ -114,8 +114,8 @@ async def test_staff_verify_and_the_second_time_is_refused(client, shop):
     ).json()
     staff = auth_headers(shop["staff"])
 
-    looked_up = await client.get(
-        f"/api/v1/redemptions/by-code/{redeemed['pickup_code']}", headers=staff
+    looked_up = await client.post(
+        "/api/v1/redemptions/lookup", json={"pickup_code": redeemed["pickup_code"]}, headers=staff
     )
     assert looked_up.json()["id"] == redeemed["id"]
     verified = await client.post(

@@ -14,6 +14,8 @@ from backend.wishes.schemas import WishDetailOut
 from tests.factories import make_community, make_unit, make_user
 
 POSTER_PHONE = "13912345678"
+POSTER_PHONE_MASKED = "139****5678"
+COMMUNITY_CONTACT = ("陈社工", "021-62530101")
 
 
 @dataclass
@@ -31,14 +33,33 @@ class World:
     newcomer: User
 
 
+# Room for tests that post and claim many wishes with one person; the caps' own tests set
+# the real limits back (see tight_caps in test_trust.py).
+ROOMY_CAPS = {
+    "LINLI_WISHES_PER_DAY": "100",
+    "LINLI_WISH_CLAIMS_PER_DAY": "100",
+    "LINLI_BOARD_ITEMS_PER_DAY": "1000",
+}
+
+
+@pytest.fixture(autouse=True)
+def roomy_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Autouse runs before the settings fixture, which reads the environment afresh.
+    for key, value in ROOMY_CAPS.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture
 async def world(db: None) -> World:
     return await make_world()
 
 
 async def make_world() -> World:
-    """Two communities, a unit in the first, and one person in each role."""
+    """Two communities (the first with its staff contact), a unit in the first, and one
+    person in each role."""
     community = await make_community(name="大田社区")
+    community.contact_name, community.contact_phone = COMMUNITY_CONTACT
+    await community.save()
     other = await make_community(name="新闸社区")
     unit = await make_unit(name="育才学校", community=community)
     return World(
@@ -65,6 +86,7 @@ async def post_wish(
     description: str = "周五上午去瑞金医院复诊，需要有人陪同。",
     needed_by: date | None = None,
     address: str = "大田社区 5 号楼",
+    contact_via: str = "direct",
 ) -> WishDetailOut:
     return await service.submit_wish(
         user=world.poster,
@@ -74,6 +96,7 @@ async def post_wish(
         category="助老助残",
         needed_by=needed_by,
         address=address,
+        contact_via=contact_via,
     )
 
 

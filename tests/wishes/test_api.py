@@ -8,7 +8,7 @@ import httpx
 
 from backend.wishes.models import Wish
 from tests.factories import auth_headers
-from tests.wishes.conftest import POSTER_PHONE, World
+from tests.wishes.conftest import COMMUNITY_CONTACT, POSTER_PHONE, POSTER_PHONE_MASKED, World
 
 PHONE = re.compile(r"1[3-9]\d{9}")
 
@@ -46,8 +46,28 @@ async def test_the_whole_lifecycle_over_http(client: httpx.AsyncClient, world: W
     assert claim.status_code == 200, claim.text
     body = claim.json()
     assert body["status"] == "claimed"
-    assert body["contact"]["phone"] == POSTER_PHONE
-    assert body["contact"]["address"] == "大田社区 5 号楼 302 室"
+    # Claiming shares nothing personal: the community's contact and a masked phone.
+    assert body["contact"] is None and POSTER_PHONE not in claim.text
+    assert "302 室" not in claim.text
+    assert body["poster_phone_masked"] == POSTER_PHONE_MASKED
+    assert (body["community_contact"]["name"], body["community_contact"]["phone"]) == (
+        COMMUNITY_CONTACT
+    )
+    assert body["actions"] == ["fulfil", "release"]
+
+    stranger = await post(
+        client, f"/wishes/{wish_id}/accept", world.party_member, {"claimer_id": body["claimer_id"]}
+    )
+    assert stranger.status_code == 403
+    assert stranger.json()["error"]["code"] == "not_poster_or_staff"
+    accept = await post(
+        client, f"/wishes/{wish_id}/accept", world.poster, {"claimer_id": body["claimer_id"]}
+    )
+    assert accept.status_code == 200, accept.text
+    assert accept.json()["accepted_at"] is not None and "accept" not in accept.json()["actions"]
+    seen = await client.get(f"/api/v1/wishes/{wish_id}", headers=auth_headers(world.neighbour))
+    assert seen.json()["contact"]["phone"] == POSTER_PHONE
+    assert seen.json()["contact"]["address"] == "大田社区 5 号楼 302 室"
 
     again = await post(client, f"/wishes/{wish_id}/claim", world.party_member, {})
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_claimed"
@@ -68,13 +88,15 @@ async def test_the_whole_lifecycle_over_http(client: httpx.AsyncClient, world: W
     assert me.json()["points_balance"] == 10
 
     history = confirm.json()["history"]
-    assert [h["to_status"] for h in history] == [
-        "pending_review",
-        "open",
-        "claimed",
-        "fulfilled",
-        "closed",
+    assert [(h["action"], h["to_status"]) for h in history] == [
+        ("submitted", "pending_review"),
+        ("approved", "open"),
+        ("claimed", "claimed"),
+        ("contact_shared", "claimed"),
+        ("fulfilled", "fulfilled"),
+        ("closed", "closed"),
     ]
+    assert history[3]["actor"] == "心愿人"
 
 
 async def test_contract_errors(client: httpx.AsyncClient, world: World) -> None:
@@ -184,7 +206,14 @@ async def test_no_public_answer_contains_a_phone_number(
     # Errors do not echo personal data either.
     refused = await post(client, f"/wishes/{claimed_id}/claim", world.party_member)
     assert refused.status_code == 409 and not PHONE.search(refused.text)
-    # The check is not vacuous: the claimer and staff do see the number.
+    # Nor does the claimer's own view before the poster accepts them.
+    claimer_view = await client.get(
+        f"/api/v1/wishes/{claimed_id}", headers=auth_headers(world.neighbour)
+    )
+    assert POSTER_PHONE not in claimer_view.text and "302 室" not in claimer_view.text
+    # The check is not vacuous: the accepted claimer and staff do see the number.
+    claimer_id = claimer_view.json()["claimer_id"]
+    await post(client, f"/wishes/{claimed_id}/accept", world.staff, {"claimer_id": claimer_id})
     for user in (world.neighbour, world.staff):
         seen = await client.get(f"/api/v1/wishes/{claimed_id}", headers=auth_headers(user))
         assert POSTER_PHONE in seen.text

@@ -19,7 +19,14 @@ from backend.wishes import exceptions as exc
 from backend.wishes import service
 from backend.wishes.models import Wish, WishClaimer, WishEvent, WishPhoto
 from tests.factories import make_user
-from tests.wishes.conftest import POSTER_PHONE, World, open_wish, post_wish
+from tests.wishes.conftest import (
+    COMMUNITY_CONTACT,
+    POSTER_PHONE,
+    POSTER_PHONE_MASKED,
+    World,
+    open_wish,
+    post_wish,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -124,8 +131,11 @@ async def test_first_claim_wins_and_the_poster_is_told(world: World) -> None:
     assert claimed.status == "claimed"
     assert claimed.viewer == "claimer"
     assert claimed.actions == ["fulfil", "release"]
-    assert claimed.contact is not None and claimed.contact.phone == POSTER_PHONE
-    assert claimed.contact.address == "大田社区 5 号楼"
+    # Claiming alone shares nothing personal (see test_trust.py for accepting).
+    assert claimed.contact is None
+    assert claimed.poster_phone_masked == POSTER_PHONE_MASKED
+    assert claimed.community_contact is not None
+    assert claimed.community_contact.phone == COMMUNITY_CONTACT[1]
     assert claimed.claimed_by == "李**"
     assert (await notices_to(world.poster))[-1]["status"] == "claimed"
     assert await open_claims(world.neighbour) == 1
@@ -489,12 +499,14 @@ async def test_every_wish_notice_renders_for_wechat(world: World) -> None:
     await service.claim_wish(user=world.neighbour, wish_id=wish.id)
     await service.release_wish(user=world.neighbour, wish_id=wish.id)
     await service.claim_wish(user=world.party_member, wish_id=wish.id)
+    await service.accept_wish(actor=world.poster, wish_id=wish.id, claimer_id=world.party_member.id)
     await service.fulfil_wish(user=world.party_member, wish_id=wish.id, note="完成了")
     await service.confirm_wish(user=world.poster, wish_id=wish.id, rating=5, thanks="谢谢")
     rows = await OutboxMessage.filter(template_key="wish")
     assert {r.context["status"] for r in rows} == {
         "approved",
         "claimed",
+        "accepted",
         "released",
         "fulfilled",
         "closed",
@@ -503,6 +515,8 @@ async def test_every_wish_notice_renders_for_wechat(world: World) -> None:
         rendered = render("wish", row.context, now=clock.now(), timezone="Asia/Shanghai")
         assert rendered.url == f"/h5/wishes/{wish.id}"
         assert POSTER_PHONE not in str(rendered.fields)
+        if row.context["status"] == "accepted":
+            assert "已接受认领" in str(rendered.fields)
 
 
 async def test_a_confirmed_wish_is_priced_by_the_earning_rule(world: World) -> None:
