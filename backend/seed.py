@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User, WechatIdentity
 from backend.activities import service as activities_service
 from backend.activities.models import Activity
 from backend.activities.schemas import ActivityIn
-from backend.core.clock import clock
+from backend.core.clock import clock, local_today, local_zone
 from backend.core.config import Settings
 from backend.core.db import close_db, init_db
 from backend.core.security import blind_index, encrypt_field
@@ -272,8 +271,8 @@ DEMO_CLASSES = (
 
 async def _seed_activities(demo: Demo) -> None:
     community = demo.communities["hengfeng"]
-    zone = ZoneInfo("Asia/Shanghai")
-    today = clock.now().astimezone(zone).date()
+    zone = local_zone()
+    today = local_today()
     for title, description, capacity, waitlist, days, mode in DEMO_CLASSES:
         if await Activity.exists(community_id=community.id, title=title):
             continue

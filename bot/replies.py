@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from wechatpy.messages import BaseMessage
@@ -20,7 +19,7 @@ from wechatpy.replies import BaseReply, TextReply
 
 from backend.accounts.models import User, WechatIdentity
 from backend.activities import service as activities_service
-from backend.core.clock import clock
+from backend.core.clock import clock, to_local
 from backend.core.config import get_settings
 from backend.core.pagination import PageRequest
 from backend.wishes import service as wishes_service
@@ -103,7 +102,7 @@ def _short(text: str) -> str:
 
 
 def _local(moment: datetime) -> str:
-    local = moment.astimezone(ZoneInfo(get_settings().timezone))
+    local = to_local(moment)
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 

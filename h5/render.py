@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -20,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from backend.core.config import get_settings
+from backend.core.clock import local_text
 from backend.core.errors import DomainError
 from h5 import csrf
 
@@ -55,6 +53,8 @@ def static_url(path: str) -> str:
 
 
 templates.env.globals["static_url"] = static_url
+# Every page shows stored times the same way: `{{ local(moment) }}`.
+templates.env.globals["local"] = local_text
 
 
 class CachedStaticFiles(StaticFiles):
@@ -137,16 +137,3 @@ def render_error(
     if exc.headers:
         response.headers.update(exc.headers)
     return response
-
-
-def local_zone() -> ZoneInfo:
-    return ZoneInfo(get_settings().timezone)
-
-
-def local_time(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A stored (UTC) time as the street's local time; dates pass through."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = value.astimezone(local_zone())
-    return value.strftime(fmt)

@@ -15,12 +15,11 @@ import hmac
 import io
 import math
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import segno
 
 from backend.core import quota
-from backend.core.clock import clock
+from backend.core.clock import clock, local_text
 from backend.core.config import get_settings
 from backend.core.errors import Conflict, RateLimited
 from backend.core.security import constant_time_equals
@@ -85,7 +84,7 @@ def _lockout_ends(now: datetime, seconds: int) -> datetime:
 
 
 def _clock_time(moment: datetime) -> str:
-    return f"{moment.astimezone(ZoneInfo(get_settings().timezone)):%H:%M}"
+    return local_text(moment, "%H:%M")
 
 
 def _locked(now: datetime, until: datetime) -> CheckinLocked:

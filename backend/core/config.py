@@ -105,8 +105,8 @@ class Settings(BaseSettings):
     wish_claims_per_day: int = Field(default=5, ge=1, le=100)
     wishes_per_day: int = Field(default=3, ge=1, le=100)
     board_items_per_day: int = Field(default=10, ge=1, le=1000)
-    # Test-only: the claim's guarded UPDATE becomes read-check-write, for the race test's
-    # control case. Honoured only when env is dev.
+    # TEST ONLY: the claim's guarded UPDATE becomes read-check-write, for the race test's
+    # control case. Refused when env is prod (backend.core.unguarded).
     test_unguarded_claim: bool = False
 
     # Activities: active bookings per person per category and calendar month (a category
@@ -198,11 +198,8 @@ class Settings(BaseSettings):
             problems.append(
                 "LINLI_PUBLIC_BASE_URL must be the public https:// address, not localhost"
             )
-        for name in (
-            "test_unguarded_post_claim",
-            "test_unguarded_redeem",
-            "test_unguarded_booking",
-        ):
+        for race in ("claim", "booking", "post_claim", "redeem"):
+            name = f"test_unguarded_{race}"
             if getattr(self, name):
                 problems.append(
                     f"LINLI_{name.upper()} is for tests only, never with LINLI_ENV=prod"

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from tortoise.exceptions import IntegrityError
@@ -99,3 +101,57 @@ async def idempotent(
         response_body=json.dumps(result, ensure_ascii=False),
     )
     return JSONResponse(status_code=status_code, content=result)
+
+
+@dataclass(frozen=True)
+class Once:
+    """A request's Idempotency-Key and the endpoint it was sent to (method and path with
+    its ids filled in, taken from the matched route), so no endpoint string is typed twice."""
+
+    key: str | None
+    endpoint: str
+
+    def keyed(self, key: str | None) -> Once:
+        """The same endpoint with a key that came another way (an H5 form field)."""
+        return replace(self, key=key)
+
+    async def run(
+        self,
+        *,
+        user_id: int,
+        payload: Any,
+        status_code: int,
+        action: Callable[[], Awaitable[Any]],
+    ) -> JSONResponse:
+        return await idempotent(
+            key=self.key,
+            user_id=user_id,
+            endpoint=self.endpoint,
+            payload=payload,
+            status_code=status_code,
+            action=action,
+        )
+
+
+def endpoint_of(request: Request) -> str:
+    route = request.scope.get("route")
+    path_format = getattr(route, "path_format", None)
+    path = path_format.format(**request.path_params) if path_format else request.url.path
+    return f"{request.method} {path}"
+
+
+def _once(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="重试时带同一个值：同一请求只执行一次，重试得到第一次的结果",
+        ),
+    ] = None,
+) -> Once:
+    return Once(key=key, endpoint=endpoint_of(request))
+
+
+# `once: Idempotent` in an endpoint's parameters, then `await once.run(...)`.
+Idempotent = Annotated[Once, Depends(_once)]

@@ -10,19 +10,17 @@ takes its count back with it.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F
 
-from backend.core.clock import clock
-from backend.core.config import get_settings
+from backend.core.clock import clock, to_local
 from backend.core.models import UsageCounter
 
 
 def local_day(moment: datetime | None = None) -> str:
     """The local date of `moment` (now by default) as a bucket name."""
     moment = moment or clock.now()
-    return moment.astimezone(ZoneInfo(get_settings().timezone)).date().isoformat()
+    return to_local(moment).date().isoformat()
 
 
 def window(seconds: int, moment: datetime | None = None) -> str:

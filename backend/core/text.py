@@ -17,12 +17,11 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
-from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
-from backend.core.config import get_settings
+from backend.core.clock import to_local
 from backend.core.errors import Invalid
 
 # C0 controls except tab and newline, DEL, C1 controls, the line/paragraph separators,
@@ -74,13 +73,24 @@ def clean_text(
     return text
 
 
+# A mainland mobile number: 11 digits from 13x to 19x.
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def normalise_phone(raw: str | None) -> str | None:
+    """A mobile number as stored (11 digits), from what people type: spaces and dashes,
+    a +86 prefix; None when it is not a mainland mobile number."""
+    phone = re.sub(r"[\s-]", "", raw or "").removeprefix("+86")
+    return phone if _MOBILE.fullmatch(phone) else None
+
+
 def moment_in_window(value: datetime) -> bool:
     """Whether `value` (naive means local time) falls in 2000–2099 local time."""
     if value.tzinfo is not None:
         # Far-off instants overflow astimezone(); their year alone already decides.
         if not EARLIEST_YEAR - 1 <= value.year <= LATEST_YEAR + 1:
             return False
-        value = value.astimezone(ZoneInfo(get_settings().timezone))
+        value = to_local(value)
     return EARLIEST_YEAR <= value.year <= LATEST_YEAR
 
 

@@ -21,7 +21,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import WriteOnlyCell
@@ -29,7 +28,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from starlette.responses import Response
 
-from backend.core.config import get_settings
+from backend.core.clock import local_zone
 from backend.core.text import has_forbidden
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -95,7 +94,7 @@ class Spreadsheet:
 
     def __init__(self) -> None:
         self._book = Workbook(write_only=True)
-        self.zone = ZoneInfo(get_settings().timezone)
+        self.zone = local_zone()
 
     def sheet(
         self,

@@ -24,7 +24,7 @@ from backend.activities.models import (
 )
 from backend.activities.schemas import ActivityIn, ActivityPatch
 from backend.core import checkin
-from backend.core.clock import clock
+from backend.core.clock import clock, local_text
 from backend.core.config import get_settings
 from backend.core.errors import DomainError, Forbidden, Invalid
 from backend.core.pagination import MAX_LIMIT, PageRequest
@@ -32,7 +32,7 @@ from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
 from h5.forms import collect, parse_local_datetime
 from h5.page import page_router, see_other
-from h5.render import Action, describe_error, local_time, render, render_message
+from h5.render import Action, describe_error, render, render_message
 from h5.session import CurrentUser
 
 router = page_router()
@@ -88,7 +88,7 @@ def _zone() -> ZoneInfo:
 
 
 def _local(value: datetime | None, fmt: str = "%m月%d日 %H:%M") -> str:
-    return local_time(value, fmt)
+    return local_text(value, fmt)
 
 
 async def _page(request: Request, user: User, template: str, **context: Any) -> HTMLResponse:

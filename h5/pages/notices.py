@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.activities import service as activities_service
+from backend.core.clock import local_text
 from backend.core.errors import Forbidden, Invalid
 from backend.core.ids import optional_id, optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
@@ -20,7 +21,7 @@ from backend.notices.deps import MessageRenderer
 from backend.orgs import service as orgs_service
 from h5.forms import parse_local_datetime
 from h5.page import page_router, see_other
-from h5.render import describe_error, local_time, render
+from h5.render import describe_error, render
 from h5.session import CurrentUser, LoginRequired, page_user
 
 router = page_router()
@@ -68,7 +69,7 @@ async def _page(request: Request, template: str, **context: Any) -> HTMLResponse
         audience_labels=AUDIENCE_LABELS,
         status_labels=STATUS_LABELS,
         status_of=notices_service.notice_status,
-        local=local_time,
+        local=local_text,
         **context,
     )
 

@@ -16,7 +16,7 @@ from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core import images
 from backend.core.checkin import qr_svg
-from backend.core.clock import clock
+from backend.core.clock import clock, local_text
 from backend.core.config import get_settings
 from backend.core.errors import DomainError, Invalid, NotFound
 from backend.core.idempotency import idempotent
@@ -31,7 +31,7 @@ from backend.points import service as points_service
 from backend.points.models import Redemption, Reward
 from h5.forms import collect, parse_date, parse_local_datetime
 from h5.page import page_router, see_other
-from h5.render import Action, describe_error, local_time, render, render_message
+from h5.render import Action, describe_error, render, render_message
 from h5.session import CurrentUser
 
 router = page_router()
@@ -98,7 +98,7 @@ async def _page(request: Request, user: User, template: str, **context: Any) -> 
         is_staff=await accounts_service.is_staff_anywhere(user),
         is_admin=await accounts_service.is_street_admin(user),
         status_names=rewards.STATUS_NAMES,
-        local=local_time,
+        local=local_text,
         day=_day,
         picture_src=_picture_src,
         done=DONE.get(done or ""),

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core import images
+from backend.core.clock import local_text
 from backend.core.errors import DomainError, Invalid, RateLimited
 from backend.core.ids import optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
@@ -23,7 +24,7 @@ from backend.wishes import service as wishes_service
 from backend.wishes.models import BOARD_CATEGORIES, WISH_CATEGORIES
 from backend.wishes.schemas import WishDetailOut
 from h5.page import page_router, see_other
-from h5.render import describe_error, local_time, render
+from h5.render import describe_error, render
 from h5.session import CurrentUser, safe_next
 
 router = page_router()
@@ -75,7 +76,7 @@ async def _page(request: Request, user: User, template: str, **context: Any) -> 
         claim_labels=board.CLAIM_STATUS_LABELS,
         kind_labels=board.KIND_LABELS,
         flag_labels=FLAG_LABELS,
-        local=local_time,
+        local=local_text,
         **context,
     )
 

@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,38 +15,20 @@ import pytest
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core.config import Settings
-from backend.orgs.models import Building, Community, Street, Unit
 from tests.conftest import ROOT, free_port, linli_env, wait_for_http
+from tests.factories import Neighbourhood, make_neighbourhood
 from tests.h5.browser import CHROMIUM_ARGS, Phones, chromium_or_skip
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class Demo:
-    community: Community
-    other_community: Community
-    building: Building
-    unit: Unit
-    resident: User
-    newcomer: User
-
-
 @pytest.fixture
-async def demo(db: None) -> Demo:
-    street = await Street.create(slug="shimen2", name="石门二路街道")
-    community = await Community.create(street=street, slug="datian", name="大田社区")
-    other = await Community.create(street=street, slug="xinzha", name="新闸社区")
-    building = await Building.create(
-        street=street, community=community, slug="tower", name="中凯大厦", address="石门二路 1 号"
-    )
-    unit = await Unit.create(street=street, community=community, slug="school", name="育才学校")
-    resident = await User.create(nickname="王阿姨", persona="resident", community=community)
-    newcomer = await User.create(nickname="新邻居", persona="newcomer")
-    return Demo(community, other, building, unit, resident, newcomer)
+async def demo(db: None) -> Neighbourhood:
+    """The H5 tests' people: the shared scenario (resident and newcomer are its personas)."""
+    return await make_neighbourhood()
 
 
-async def add_persona(demo: Demo, *, nickname: str, persona: str) -> User:
+async def add_persona(demo: Neighbourhood, *, nickname: str, persona: str) -> User:
     """Another demo persona in the demo community, granted the role it is named after
     (staff or party_member)."""
     user = await User.create(nickname=nickname, persona=persona, community=demo.community)
@@ -81,7 +62,7 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def server(db: None, demo: Demo, settings: Settings, tmp_path: Path) -> Iterator[str]:
+def server(db: None, demo: Neighbourhood, settings: Settings, tmp_path: Path) -> Iterator[str]:
     """`linli serve` (one worker) on this test's database, which `db` and `demo` filled."""
     port = free_port()
     with open(tmp_path / "server.log", "w") as log:

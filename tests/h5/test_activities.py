@@ -14,8 +14,8 @@ from backend.activities.exceptions import SoldOut
 from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
 from tests.activities.helpers import freeze, make_activity
-from tests.factories import make_user, session_cookies
-from tests.h5.conftest import Demo, csrf_token
+from tests.factories import Neighbourhood, make_user, session_cookies
+from tests.h5.conftest import csrf_token
 
 
 async def as_user(client: httpx.AsyncClient, user) -> None:
@@ -31,7 +31,9 @@ async def post_form(client: httpx.AsyncClient, page: str, action: str, **data):
     return await client.post(action, data={"csrf_token": token, **data})
 
 
-async def test_book_the_last_seat_then_waitlist_then_full(client: httpx.AsyncClient, demo: Demo):
+async def test_book_the_last_seat_then_waitlist_then_full(
+    client: httpx.AsyncClient, demo: Neighbourhood
+):
     freeze()
     activity = await make_activity(demo.community, capacity=1, waitlist_capacity=1)
     second = await make_user(community=demo.community, nickname="李阿姨")
@@ -64,7 +66,9 @@ async def test_book_the_last_seat_then_waitlist_then_full(client: httpx.AsyncCli
     assert "还没有报名任何活动" in mine.text
 
 
-async def test_cancel_on_the_page_promotes_the_waitlist(client: httpx.AsyncClient, demo: Demo):
+async def test_cancel_on_the_page_promotes_the_waitlist(
+    client: httpx.AsyncClient, demo: Neighbourhood
+):
     freeze()
     activity = await make_activity(demo.community, capacity=1, waitlist_capacity=1)
     waiting = await make_user(community=demo.community)
@@ -82,7 +86,7 @@ async def test_cancel_on_the_page_promotes_the_waitlist(client: httpx.AsyncClien
     assert "舞韵瑜伽" in mine.text and "已报名" in mine.text
 
 
-async def test_refusals_are_chinese_pages(client: httpx.AsyncClient, demo: Demo):
+async def test_refusals_are_chinese_pages(client: httpx.AsyncClient, demo: Neighbourhood):
     freeze()
     activity = await make_activity(demo.other_community, capacity=3)
     page = f"/h5/activities/{activity.id}"
@@ -96,7 +100,7 @@ async def test_refusals_are_chinese_pages(client: httpx.AsyncClient, demo: Demo)
 
 
 async def test_staff_publish_edit_and_cancel_through_the_form(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ):
     freeze()
     staff = await make_user(community=demo.community, roles=["staff"])
@@ -145,7 +149,7 @@ async def test_staff_publish_edit_and_cancel_through_the_form(
     assert "暴雨预警" in (await client.get(detail)).text
 
 
-async def test_attendance_qr_check_in_and_export(client: httpx.AsyncClient, demo: Demo):
+async def test_attendance_qr_check_in_and_export(client: httpx.AsyncClient, demo: Neighbourhood):
     freeze()
     activity = await make_activity(demo.community, capacity=3, points=5)
     staff = await Activity.get(id=activity.id).prefetch_related("created_by")

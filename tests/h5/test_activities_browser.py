@@ -11,15 +11,16 @@ import pytest
 from backend.accounts.models import User
 from backend.activities import service as activities_service
 from tests.activities.helpers import make_activity
-from tests.factories import make_user
+from tests.factories import Neighbourhood, make_user
 from tests.h5.browser import Phones, screenshot
-from tests.h5.conftest import Demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_last_seat_then_waitlist_then_full_on_a_phone(phones: Phones, demo: Demo) -> None:
+async def test_last_seat_then_waitlist_then_full_on_a_phone(
+    phones: Phones, demo: Neighbourhood
+) -> None:
     activity = await make_activity(demo.community, capacity=2, waitlist_capacity=1)
     early = await make_user(community=demo.community, nickname="早鸟")
     await activities_service.book_activity(user_id=early.id, activity_id=activity.id)

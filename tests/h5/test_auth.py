@@ -11,8 +11,9 @@ from backend.accounts.models import User, WechatIdentity
 from backend.core.clock import clock
 from backend.core.config import reset_settings
 from tests.conftest import PROD_ENV
+from tests.factories import Neighbourhood
 from tests.fakes.wechat_server import FakeWechat
-from tests.h5.conftest import Demo, csrf_token, login_as
+from tests.h5.conftest import csrf_token, login_as
 
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -34,7 +35,9 @@ async def test_anonymous_visitor_is_sent_to_login(client: httpx.AsyncClient) -> 
     assert parse_qs(urlsplit(_location(deep)).query) == {"next": ["/h5/me?saved=1"]}
 
 
-async def test_dev_login_page_lists_personas(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_dev_login_page_lists_personas(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     page = await client.get("/h5/login?next=/h5/me")
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
@@ -44,7 +47,9 @@ async def test_dev_login_page_lists_personas(client: httpx.AsyncClient, demo: De
     assert "linli_anon" in page.headers["set-cookie"]
 
 
-async def test_persona_login_sets_session_cookie(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_persona_login_sets_session_cookie(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     page = await client.get("/h5/login")
     response = await client.post(
         "/h5/login/persona",
@@ -62,7 +67,9 @@ async def test_persona_login_sets_session_cookie(client: httpx.AsyncClient, demo
     assert "王阿姨" in home.text
 
 
-async def test_persona_login_over_https_sets_secure_cookie(settings, db, demo: Demo) -> None:
+async def test_persona_login_over_https_sets_secure_cookie(
+    settings, db, demo: Neighbourhood
+) -> None:
     from backend.main import create_app
 
     transport = httpx.ASGITransport(app=create_app(settings), raise_app_exceptions=False)
@@ -77,7 +84,7 @@ async def test_persona_login_over_https_sets_secure_cookie(settings, db, demo: D
 
 
 async def test_persona_login_without_csrf_token_is_refused(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await client.get("/h5/login")
     response = await client.post("/h5/login/persona", data={"persona": "resident"})
@@ -87,7 +94,7 @@ async def test_persona_login_without_csrf_token_is_refused(
 
 
 async def test_csrf_token_of_another_browser_is_refused(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     page = await client.get("/h5/login")
     stolen = csrf_token(page.text)
@@ -111,7 +118,7 @@ async def test_csrf_token_of_another_browser_is_refused(
     ],
 )
 async def test_next_never_leaves_the_h5_pages(
-    client: httpx.AsyncClient, demo: Demo, next_path: str
+    client: httpx.AsyncClient, demo: Neighbourhood, next_path: str
 ) -> None:
     page = await client.get("/h5/login")
     response = await client.post(
@@ -122,7 +129,9 @@ async def test_next_never_leaves_the_h5_pages(
     assert _location(response) == "/h5/"
 
 
-async def test_unknown_persona_is_a_chinese_page(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_unknown_persona_is_a_chinese_page(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     page = await client.get("/h5/login")
     response = await client.post(
         "/h5/login/persona", data={"csrf_token": csrf_token(page.text), "persona": "nobody"}
@@ -133,7 +142,7 @@ async def test_unknown_persona_is_a_chinese_page(client: httpx.AsyncClient, demo
 
 
 async def test_prod_refuses_persona_login(
-    client: httpx.AsyncClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, demo: Neighbourhood, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = csrf_token((await client.get("/h5/login")).text)
     for name, value in PROD_ENV.items():
@@ -167,7 +176,7 @@ async def _start_oauth(client: httpx.AsyncClient, next_path: str = "/h5/") -> st
 
 
 async def test_wechat_oauth_login(
-    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Demo
+    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Neighbourhood
 ) -> None:
     state = await _start_oauth(client, "/h5/me")
     fake_wechat.register_code("oa-code-1", "oa-openid-1", "union-1")
@@ -190,7 +199,7 @@ async def test_wechat_oauth_login(
 
 
 async def test_oauth_state_mismatch_is_refused(
-    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Demo
+    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Neighbourhood
 ) -> None:
     await _start_oauth(client)
     fake_wechat.register_code("oa-code-2", "oa-openid-2")
@@ -205,7 +214,7 @@ async def test_oauth_state_mismatch_is_refused(
 
 
 async def test_oauth_callback_without_the_browsers_state_cookie_is_refused(
-    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Demo
+    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Neighbourhood
 ) -> None:
     state = await _start_oauth(client)
     client.cookies.clear()  # e.g. a login link forwarded to someone else
@@ -216,7 +225,7 @@ async def test_oauth_callback_without_the_browsers_state_cookie_is_refused(
 
 
 async def test_oauth_state_expires(
-    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Demo
+    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Neighbourhood
 ) -> None:
     from datetime import timedelta
 
@@ -228,7 +237,7 @@ async def test_oauth_state_expires(
 
 
 async def test_code_rejected_by_wechat_is_a_page_not_a_500(
-    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Demo
+    client: httpx.AsyncClient, fake_wechat: FakeWechat, demo: Neighbourhood
 ) -> None:
     state = await _start_oauth(client)
     response = await client.get(
@@ -240,14 +249,16 @@ async def test_code_rejected_by_wechat_is_a_page_not_a_500(
     assert "linli_session" not in response.headers.get("set-cookie", "")
 
 
-async def test_oauth_callback_without_code_is_a_page(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_oauth_callback_without_code_is_a_page(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     state = await _start_oauth(client)
     response = await client.get("/h5/auth/callback", params={"state": state})
     assert response.status_code == 401
     assert "微信授权" in response.text
 
 
-async def test_logout(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_logout(client: httpx.AsyncClient, demo: Neighbourhood) -> None:
     await login_as(client, "resident")
     home = await client.get("/h5/")
     kept = client.cookies["linli_session"]
@@ -266,14 +277,16 @@ async def test_logout(client: httpx.AsyncClient, demo: Demo) -> None:
     assert (await client.get("/h5/")).status_code == 200
 
 
-async def test_logout_needs_csrf(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_logout_needs_csrf(client: httpx.AsyncClient, demo: Neighbourhood) -> None:
     await login_as(client, "resident")
     response = await client.post("/h5/logout")
     assert response.status_code == 403
     assert (await client.get("/h5/")).status_code == 200
 
 
-async def test_expired_session_goes_back_to_login(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_expired_session_goes_back_to_login(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     from datetime import timedelta
 
     await login_as(client, "resident")
@@ -285,7 +298,7 @@ async def test_expired_session_goes_back_to_login(client: httpx.AsyncClient, dem
 
 
 async def test_deleted_user_session_goes_back_to_login(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await login_as(client, "newcomer")
     await User.filter(id=demo.newcomer.id).delete()

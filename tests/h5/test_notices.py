@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from tortoise.expressions import Q
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
@@ -15,13 +16,14 @@ from backend.core.clock import clock
 from backend.core.models import OutboxMessage
 from backend.notices import service as notices_service
 from backend.notices.models import Notice
-from tests.h5.conftest import Demo, csrf_token, login_as
+from tests.factories import Neighbourhood
+from tests.h5.conftest import csrf_token, login_as
 
 TITLE = "关于本小区二次供水设施清洗期间临时停水的通知"
 
 
 @pytest.fixture
-async def staff(demo: Demo) -> User:
+async def staff(demo: Neighbourhood) -> User:
     user = await User.create(nickname="陈社工", persona="staff", community=demo.community)
     await accounts_service.grant_role(
         actor=None, user_id=user.id, role="staff", community_id=demo.community.id
@@ -35,7 +37,9 @@ async def publish(staff: User, community_id: int | None, title: str, **fields) -
     )
 
 
-async def test_anyone_reads_published_notices(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_anyone_reads_published_notices(
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
+):
     shown = await publish(staff, demo.community.id, "停水通知")
     await publish(staff, demo.community.id, "定时通知", publish_at=clock.now() + timedelta(hours=3))
 
@@ -51,7 +55,7 @@ async def test_anyone_reads_published_notices(client: httpx.AsyncClient, demo: D
 
 
 async def test_a_resident_sees_their_community_and_the_street(
-    client: httpx.AsyncClient, demo: Demo, staff
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
 ):
     admin = await User.create(nickname="周主任")
     await accounts_service.grant_role(
@@ -68,7 +72,7 @@ async def test_a_resident_sees_their_community_and_the_street(
 
 
 async def test_unknown_or_unpublished_notice_is_a_chinese_404(
-    client: httpx.AsyncClient, demo: Demo, staff
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
 ):
     tomorrow = clock.now() + timedelta(days=1)
     later = await publish(staff, demo.community.id, "定时", publish_at=tomorrow)
@@ -78,7 +82,9 @@ async def test_unknown_or_unpublished_notice_is_a_chinese_404(
         assert "<html" in response.text
 
 
-async def test_staff_compose_preview_and_publish(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_staff_compose_preview_and_publish(
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
+):
     demo.community.wecom_robot_key = "robot"
     await demo.community.save()
     await login_as(client, "staff")
@@ -98,7 +104,14 @@ async def test_staff_compose_preview_and_publish(client: httpx.AsyncClient, demo
 
     assert preview.status_code == 200, preview.text
     assert TITLE[:19] + "…" in preview.text  # cut to WeChat's 20 characters
-    assert "2 人" in preview.text  # the resident and the staff member live there
+    # Everyone who lives there, works in its buildings or belongs to its units (this staff
+    # member included).
+    reached = await User.filter(
+        Q(community_id=demo.community.id)
+        | Q(building__community_id=demo.community.id)
+        | Q(unit__community_id=demo.community.id)
+    ).count()
+    assert f"{reached} 人" in preview.text
     assert "企业微信群机器人" in preview.text and "请提前储水。" in preview.text
     assert await Notice.all().count() == 0
 
@@ -113,7 +126,9 @@ async def test_staff_compose_preview_and_publish(client: httpx.AsyncClient, demo
     assert await OutboxMessage.all().count() == 0  # the bot fans it out, not the page
 
 
-async def test_back_from_the_preview_keeps_the_draft(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_back_from_the_preview_keeps_the_draft(
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
+):
     await login_as(client, "staff")
     form = await client.get("/h5/notices/new")
     draft = {
@@ -132,7 +147,9 @@ async def test_back_from_the_preview_keeps_the_draft(client: httpx.AsyncClient, 
     assert await Notice.all().count() == 0
 
 
-async def test_a_bad_draft_comes_back_with_the_reason(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_a_bad_draft_comes_back_with_the_reason(
+    client: httpx.AsyncClient, demo: Neighbourhood, staff
+):
     await login_as(client, "staff")
     form = await client.get("/h5/notices/new")
     draft = {
@@ -151,7 +168,7 @@ async def test_a_bad_draft_comes_back_with_the_reason(client: httpx.AsyncClient,
     assert 'value="通知"' in response.text
 
 
-async def test_schedule_then_cancel(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_schedule_then_cancel(client: httpx.AsyncClient, demo: Neighbourhood, staff):
     await login_as(client, "staff")
     form = await client.get("/h5/notices/new")
     later = (clock.now() + timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai"))
@@ -183,7 +200,7 @@ async def test_schedule_then_cancel(client: httpx.AsyncClient, demo: Demo, staff
     assert again.status_code == 409 and "不能再取消" in again.text
 
 
-async def test_residents_cannot_compose(client: httpx.AsyncClient, demo: Demo, staff):
+async def test_residents_cannot_compose(client: httpx.AsyncClient, demo: Neighbourhood, staff):
     await login_as(client, "resident")
     form = await client.get("/h5/notices/new")
     assert form.status_code == 403

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import Neighbourhood
 from tests.h5.browser import Phones, screenshot
-from tests.h5.conftest import Demo, add_persona
+from tests.h5.conftest import add_persona
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,7 +16,7 @@ TITLE = "关于本小区二次供水设施清洗期间临时停水的通知"
 
 
 @pytest.fixture
-async def staffed(demo: Demo) -> Demo:
+async def staffed(demo: Neighbourhood) -> Neighbourhood:
     await add_persona(demo, nickname="陈社工", persona="staff")
     demo.community.wecom_robot_key = "demo-robot"
     await demo.community.save()
@@ -23,7 +24,9 @@ async def staffed(demo: Demo) -> Demo:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_staff_publish_and_a_resident_reads_on_phones(phones: Phones, staffed: Demo) -> None:
+async def test_staff_publish_and_a_resident_reads_on_phones(
+    phones: Phones, staffed: Neighbourhood
+) -> None:
     server = phones.server
 
     staff = await phones.login("陈社工", "/h5/notices/new")

@@ -10,14 +10,15 @@ import pytest
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from tests.h5.conftest import Demo, csrf_token, login_as
+from tests.factories import Neighbourhood
+from tests.h5.conftest import csrf_token, login_as
 
 CAPABILITY_PATHS = ("/h5/party", "/h5/wishes", "/h5/activities", "/h5/points", "/h5/notices")
 CAPABILITY_NAMES = ("在职党员报到", "微心愿", "活动报名", "午间一小时", "积分兑换", "通知公告")
 
 
 async def test_home_shows_user_community_and_five_entries(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await login_as(client, "resident")
     home = await client.get("/h5/")
@@ -34,7 +35,7 @@ async def test_home_shows_user_community_and_five_entries(
     assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
 
 
-async def test_home_prompts_for_a_community(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_home_prompts_for_a_community(client: httpx.AsyncClient, demo: Neighbourhood) -> None:
     await login_as(client, "newcomer")
     home = await client.get("/h5/")
     assert "新邻居" in home.text
@@ -42,7 +43,9 @@ async def test_home_prompts_for_a_community(client: httpx.AsyncClient, demo: Dem
     assert 'href="/h5/me"' in home.text
 
 
-async def test_pages_load_nothing_from_outside(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_pages_load_nothing_from_outside(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     await login_as(client, "resident")
     for path in ("/h5/", "/h5/me", "/h5/login", "/h5/wishes"):
         html = (await client.get(path)).text
@@ -64,7 +67,9 @@ async def test_weui_is_vendored_with_its_licence(client: httpx.AsyncClient) -> N
     assert (await client.get("/h5/static/../routes.py")).status_code == 404
 
 
-async def test_every_home_entry_has_a_real_page(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_every_home_entry_has_a_real_page(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     from h5.pages.home import CAPABILITIES
 
     await login_as(client, "resident")
@@ -80,7 +85,7 @@ async def test_pages_are_not_in_the_api_document(client: httpx.AsyncClient) -> N
 
 
 async def test_profile_chooses_community_and_building(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await login_as(client, "newcomer")
     page = await client.get("/h5/me")
@@ -113,7 +118,7 @@ async def test_profile_chooses_community_and_building(
     assert "新闸社区" in home.text and "中凯大厦" in home.text
 
 
-async def test_profile_clears_a_choice(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_profile_clears_a_choice(client: httpx.AsyncClient, demo: Neighbourhood) -> None:
     await login_as(client, "resident")
     page = await client.get("/h5/me")
     response = await client.post(
@@ -125,7 +130,7 @@ async def test_profile_clears_a_choice(client: httpx.AsyncClient, demo: Demo) ->
 
 
 async def test_profile_rejects_unknown_community_on_the_page(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await login_as(client, "resident")
     page = await client.get("/h5/me")
@@ -145,7 +150,7 @@ async def test_profile_rejects_unknown_community_on_the_page(
     [{"community_id": "abc"}, {"nickname": "x" * 65}, {"phone": "12345"}, {"nickname": " "}],
 )
 async def test_bad_profile_input_is_a_page_not_a_500(
-    client: httpx.AsyncClient, demo: Demo, data: dict[str, str]
+    client: httpx.AsyncClient, demo: Neighbourhood, data: dict[str, str]
 ) -> None:
     await login_as(client, "resident")
     page = await client.get("/h5/me")
@@ -157,7 +162,9 @@ async def test_bad_profile_input_is_a_page_not_a_500(
     assert "请" in response.text
 
 
-async def test_profile_post_without_csrf_is_refused(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_profile_post_without_csrf_is_refused(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     await login_as(client, "resident")
     response = await client.post(
         "/h5/me", data={"nickname": "被篡改", "community_id": str(demo.other_community.id)}
@@ -169,7 +176,7 @@ async def test_profile_post_without_csrf_is_refused(client: httpx.AsyncClient, d
 
 
 async def test_pre_login_csrf_token_does_not_work_after_login(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     anonymous_token = csrf_token((await client.get("/h5/login")).text)
     await login_as(client, "resident")
@@ -179,13 +186,17 @@ async def test_pre_login_csrf_token_does_not_work_after_login(
     assert response.status_code == 403
 
 
-async def test_json_post_to_a_page_is_refused(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_json_post_to_a_page_is_refused(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     await login_as(client, "resident")
     response = await client.post("/h5/me", json={"nickname": "被篡改"})
     assert response.status_code == 403
 
 
-async def test_phone_is_masked_on_every_page(client: httpx.AsyncClient, demo: Demo) -> None:
+async def test_phone_is_masked_on_every_page(
+    client: httpx.AsyncClient, demo: Neighbourhood
+) -> None:
     await accounts_service.update_profile(user=demo.resident, phone="13812345678")
     await login_as(client, "resident")
     for path in ("/h5/", "/h5/me", "/h5/me?saved=1", "/h5/points", "/h5/login"):
@@ -197,7 +208,7 @@ async def test_phone_is_masked_on_every_page(client: httpx.AsyncClient, demo: De
 
 
 async def test_profile_changes_phone_and_shows_it_masked(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ) -> None:
     await login_as(client, "resident")
     page = await client.get("/h5/me")
@@ -216,7 +227,7 @@ async def test_profile_changes_phone_and_shows_it_masked(
 
 
 async def test_rate_limited_page_is_chinese(
-    client: httpx.AsyncClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, demo: Neighbourhood, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from backend.core.config import reset_settings
 

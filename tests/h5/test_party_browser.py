@@ -7,15 +7,16 @@ from __future__ import annotations
 import pytest
 
 from backend.party import service
-from tests.factories import make_user
+from tests.factories import Neighbourhood, make_user
 from tests.h5.browser import Phones, screenshot
-from tests.h5.conftest import Demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_report_in_approve_claim_and_check_in_on_a_phone(phones: Phones, demo: Demo) -> None:
+async def test_report_in_approve_claim_and_check_in_on_a_phone(
+    phones: Phones, demo: Neighbourhood
+) -> None:
     server = phones.server
     staff = await make_user(
         persona="party-staff", nickname="陈社工", community=demo.community, roles=["staff"]

@@ -13,8 +13,8 @@ from backend.core import checkin
 from backend.core.clock import clock
 from backend.party import service
 from backend.party.models import PartyRegistration, ServicePost, ServiceRecord
-from tests.factories import make_user
-from tests.h5.conftest import Demo, csrf_token, login_as
+from tests.factories import Neighbourhood, make_user
+from tests.h5.conftest import csrf_token, login_as
 from tests.party.helpers import local
 
 
@@ -33,7 +33,7 @@ REGISTER = {
 }
 
 
-async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo: Demo):
+async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo: Neighbourhood):
     clock.set(local(2026, 3, 7, 8, 0))
     await make_user(
         persona="party-staff", nickname="陈社工", community=demo.community, roles=["staff"]
@@ -172,7 +172,7 @@ async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo
 
 
 async def test_staff_pages_refuse_residents_and_other_communities(
-    client: httpx.AsyncClient, demo: Demo
+    client: httpx.AsyncClient, demo: Neighbourhood
 ):
     other_staff = await make_user(
         persona="other-staff", community=demo.other_community, roles=["staff"]

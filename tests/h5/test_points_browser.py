@@ -10,14 +10,15 @@ from backend.accounts.models import User
 from backend.points import rewards
 from backend.points import service as points_service
 from backend.points.models import Redemption
+from tests.factories import Neighbourhood
 from tests.h5.browser import Phones, screenshot
-from tests.h5.conftest import Demo, add_persona
+from tests.h5.conftest import add_persona
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-async def stocked(demo: Demo) -> Demo:
+async def stocked(demo: Neighbourhood) -> Neighbourhood:
     """The demo resident with 100 points, a staff member, and a reward in their community."""
     staff = await add_persona(demo, nickname="陈社工", persona="staff")
     for source, amount, reason in (("a1", 60, "参加「舞韵瑜伽」"), ("w1", 40, "帮邻居实现微心愿")):
@@ -41,7 +42,9 @@ async def stocked(demo: Demo) -> Demo:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_a_resident_redeems_and_staff_verify_on_phones(phones: Phones, stocked: Demo) -> None:
+async def test_a_resident_redeems_and_staff_verify_on_phones(
+    phones: Phones, stocked: Neighbourhood
+) -> None:
     server = phones.server
 
     # The resident: balance, shop, confirmation, pickup code.

@@ -9,8 +9,9 @@ import pytest
 
 from backend.accounts.models import User
 from backend.core.security import blind_index, encrypt_field
+from tests.factories import Neighbourhood
 from tests.h5.browser import Phones, screenshot
-from tests.h5.conftest import Demo, add_persona
+from tests.h5.conftest import add_persona
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,7 +19,7 @@ RESIDENT_PHONE = "13912345678"
 
 
 @pytest.fixture
-async def cast(demo: Demo) -> Demo:
+async def cast(demo: Neighbourhood) -> Neighbourhood:
     """The demo resident with a phone, plus a staff member and a party member."""
     await User.filter(id=demo.resident.id).update(
         phone_encrypted=encrypt_field(RESIDENT_PHONE), phone_index=blind_index(RESIDENT_PHONE)
@@ -29,7 +30,9 @@ async def cast(demo: Demo) -> Demo:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-async def test_a_wish_on_a_phone_from_posting_to_thanks(phones: Phones, cast: Demo) -> None:
+async def test_a_wish_on_a_phone_from_posting_to_thanks(
+    phones: Phones, cast: Neighbourhood
+) -> None:
     # 1. The resident posts a wish (with her number in it, as people do).
     resident = await phones.login("王阿姨", "/h5/wishes")
     await resident.get_by_role("link", name="发布心愿").first.click()
