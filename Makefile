@@ -1,6 +1,7 @@
 # 邻里 Linli — developer commands. Everything runs from a virtualenv in .venv.
-#   make run    demo on http://127.0.0.1:8000 (SQLite under ./var/, bot in-process, no Redis)
-#   make test   ruff, import-linter and the whole pytest suite
+#   make run        demo on http://127.0.0.1:8000 (SQLite under ./var/, bot in-process, no Redis)
+#   make test       ruff, import-linter and the whole pytest suite, in parallel
+#   make test-fast  the same checks on SQLite only, without the browser and multi-process tests
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,19 +11,26 @@ RUN_STAMP := $(VENV)/.linli-installed
 DEV_STAMP := $(VENV)/.linli-dev-installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
+# pytest-xdist workers (each with its own databases); `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+# What `make test-fast` leaves out: Chromium, `linli` subprocesses and long runs, and every
+# test that needs PostgreSQL or Redis (their URLs are unset for it, so nothing reaches them).
+FAST := -m "not slow and not browser and not postgres and not redis"
+
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt bench migrations clean install install-dev
+.PHONY: run test test-fast lint fmt bench migrations clean install install-dev
 
 run: $(RUN_STAMP)
 	$(BIN)/linli run --host $(HOST) --port $(PORT)
 
-test: $(DEV_STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest
+test: lint
+	$(PYTEST)
+
+test-fast: lint
+	env -u LINLI_TEST_DATABASE_URL -u LINLI_TEST_REDIS_URL -u CI $(PYTEST) -q $(FAST)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace, *, factory: str = "backend.main:create_app"
         workers=args.workers,
         proxy_headers=True,
         forwarded_allow_ips=get_settings().forwarded_allow_ips,
+        timeout_keep_alive=get_settings().keepalive_seconds,
         access_log=False,
         log_level="warning",
     )

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User, WechatIdentity
-from backend.activities import service as activities_service
+from backend.activities import catalogue as activity_catalogue
 from backend.activities.models import Activity
 from backend.activities.schemas import ActivityIn
 from backend.core.clock import clock, local_today, local_zone
@@ -22,15 +22,21 @@ from backend.core.db import close_db, init_db
 from backend.core.security import blind_index, encrypt_field
 from backend.notices import service as notices_service
 from backend.notices.models import Notice
+from backend.notices.schemas import NoticeIn
 from backend.orgs.models import Building, Community, Street, Unit
-from backend.party import service as party_service
+from backend.party import hours as party_hours
+from backend.party import posts as party_posts
+from backend.party import registrations as party_registrations
 from backend.party.models import PartyRegistration, ServicePost
+from backend.party.schemas import PostIn, RegistrationIn, ReviewIn
+from backend.points import ledger as points_ledger
 from backend.points import rewards as points_rewards
-from backend.points import service as points_service
 from backend.points.models import Reward
+from backend.points.schemas import RewardIn
 from backend.wishes import board as wishes_board
 from backend.wishes import service as wishes_service
 from backend.wishes.models import BoardItem, Wish
+from backend.wishes.schemas import BoardItemIn, WishIn
 
 STREET = ("shimen-er-lu", "石门二路街道")
 
@@ -180,7 +186,7 @@ async def _seed_personas(demo: Demo, settings: Settings) -> None:
 
 async def _seed_points(demo: Demo) -> None:
     for persona, amount, source_id, reason in DEMO_POINTS:
-        change = points_service.award if amount > 0 else points_service.spend
+        change = points_ledger.award if amount > 0 else points_ledger.spend
         await change(
             user_id=demo.users[persona].id,
             amount=abs(amount),
@@ -232,10 +238,12 @@ async def _seed_wishes(demo: Demo) -> None:
             continue
         wish = await wishes_service.submit_wish(
             user=resident,
-            community_id=resident.community_id,
-            title=title,
-            description=description,
-            category=category,
+            data=WishIn(
+                community_id=resident.community_id,
+                title=title,
+                description=description,
+                category=category,
+            ),
         )
         if approved:
             await wishes_service.review_wish(actor=staff, wish_id=wish.id, approve=True)
@@ -248,13 +256,15 @@ async def _seed_wishes(demo: Demo) -> None:
             continue
         await wishes_board.publish_item(
             actor=user,
-            kind=kind,
-            community_id=owner if kind == "need" else None,
-            unit_id=owner if kind == "resource" else None,
-            title=title,
-            description=description,
-            category=category,
-            quantity=quantity,
+            data=BoardItemIn(
+                kind=kind,
+                community_id=owner if kind == "need" else None,
+                unit_id=owner if kind == "resource" else None,
+                title=title,
+                description=description,
+                category=category,
+                quantity=quantity,
+            ),
         )
 
 
@@ -277,7 +287,7 @@ async def _seed_activities(demo: Demo) -> None:
         if await Activity.exists(community_id=community.id, title=title):
             continue
         starts = datetime.combine(today + timedelta(days=days), time(12, 0), zone)
-        await activities_service.create_activity(
+        await activity_catalogue.create_activity(
             actor=demo.users["street_admin"],
             data=ActivityIn(
                 community_id=community.id,
@@ -329,10 +339,12 @@ async def _seed_notices(demo: Demo) -> None:
             continue
         await notices_service.create_notice(
             actor=demo.users[persona],
-            community_id=community.id if community else None,
-            street_id=demo.street.id,
-            title=title,
-            body=body,
+            data=NoticeIn(
+                community_id=community.id if community else None,
+                street_id=demo.street.id,
+                title=title,
+                body=body,
+            ),
         )
 
 
@@ -350,15 +362,15 @@ DEMO_POSTS = (
 
 
 async def _seed_party(demo: Demo) -> None:
-    term = party_service.current_term()
+    term = party_hours.current_term()
     posts: dict[str, ServicePost] = {}
     for slug, kind, title, capacity, skills, description in DEMO_POSTS:
         community = demo.communities[slug]
         post = await ServicePost.get_or_none(community_id=community.id, term=term, title=title)
         if post is None:
-            post = await party_service.create_post(
+            post = await party_posts.create_post(
                 actor=demo.users["street_admin"],
-                form=party_service.PostForm(
+                data=PostIn(
                     community_id=community.id,
                     title=title,
                     term=term,
@@ -372,9 +384,9 @@ async def _seed_party(demo: Demo) -> None:
     member = demo.users["party_member"]
     if member.community_id is None or await PartyRegistration.exists(user_id=member.id):
         return
-    registration = await party_service.register(
+    registration = await party_registrations.register(
         user=member,
-        form=party_service.RegistrationForm(
+        data=RegistrationIn(
             name=member.nickname,
             phone="13800000002",
             work_unit="静安区税务局",
@@ -386,10 +398,12 @@ async def _seed_party(demo: Demo) -> None:
             available_times=["周六"],
         ),
     )
-    await party_service.review_registration(
-        actor=demo.users["street_admin"], registration_id=registration.id, approve=True
+    await party_registrations.review_registration(
+        actor=demo.users["street_admin"],
+        registration_id=registration.id,
+        data=ReviewIn(approve=True),
     )
-    await party_service.claim_post(user=member, post_id=posts["绿化养护岗"].id)
+    await party_posts.claim_post(user=member, post_id=posts["绿化养护岗"].id)
 
 
 # --- points: rewards in every community's shop ---
@@ -411,13 +425,15 @@ async def _seed_rewards(demo: Demo) -> None:
                 continue
             await points_rewards.create_reward(
                 actor=admin,
-                community_id=community.id,
-                title=title,
-                description=description,
-                cost=cost,
-                stock=stock,
-                per_user_limit=limit,
-                pickup_place=place,
+                data=RewardIn(
+                    community_id=community.id,
+                    title=title,
+                    description=description,
+                    cost=cost,
+                    stock=stock,
+                    per_user_limit=limit,
+                    pickup_place=place,
+                ),
             )
 
 

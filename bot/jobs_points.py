@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from backend.core.config import Settings
+from backend.points import ledger as points_ledger
 from backend.points import rewards as points_rewards
-from backend.points import service as points_service
 
 log = logging.getLogger("linli.bot.points")
 
@@ -27,9 +27,9 @@ MAX_ROUNDS = 20
 async def expire_points(settings: Settings) -> None:
     total = 0
     for _ in range(MAX_ROUNDS):
-        done = await points_service.expire_due_batches(limit=points_service.BATCH_SIZE)
+        done = await points_ledger.expire_due_batches(limit=points_ledger.BATCH_SIZE)
         total += done
-        if done < points_service.BATCH_SIZE:
+        if done < points_ledger.BATCH_SIZE:
             break
     if total:
         log.info("expired %d points batches", total)
@@ -50,9 +50,9 @@ async def remind_pickups(settings: Settings) -> None:
 async def notify_expiring_points(settings: Settings) -> None:
     total = 0
     for _ in range(MAX_ROUNDS):
-        sent = await points_service.notify_expiring_points(limit=points_service.BATCH_SIZE)
+        sent = await points_ledger.notify_expiring_points(limit=points_ledger.BATCH_SIZE)
         total += sent
-        if sent < points_service.BATCH_SIZE:
+        if sent < points_ledger.BATCH_SIZE:
             break
     if total:
         log.info("told %d batches' holders that their points expire soon", total)

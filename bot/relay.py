@@ -54,7 +54,7 @@ from backend.core.config import Settings
 from backend.core.db import is_postgres
 from backend.core.models import OutboxMessage
 from backend.core.redis import KeyValueUnavailable, get_kv
-from backend.notices import service as notices_service
+from backend.notices import consents as notices_consents
 from bot.channels import ChannelError, Channels
 from bot.render import Rendered, RenderError, render
 
@@ -201,7 +201,7 @@ class Relay:
         spent one guarded statement per message."""
         batch = _Batch(await self._lookups(rows), self.settings.timezone)
         # Consents for the whole batch in one statement per template, each held for its row.
-        batch.held = await notices_service.spend_consents(
+        batch.held = await notices_consents.spend_consents(
             wanted=[
                 (row.id, row.user_id, row.template_key)
                 for row in rows
@@ -254,7 +254,7 @@ class Relay:
         for user_id, kind, app_id, openid in identities:
             if apps.get(kind) == app_id:
                 openids.setdefault((user_id, kind), openid)
-        refused = await notices_service.refusals(user_ids=user_ids)
+        refused = await notices_consents.refusals(user_ids=user_ids)
         return _Lookups(openids, refused)
 
     def _may_subscribe(self, row: OutboxMessage, batch: _Batch) -> bool:
@@ -348,11 +348,11 @@ class Relay:
             )
         except ChannelError as exc:
             if exc.kind == "refused":
-                await notices_service.record_refusal(
+                await notices_consents.record_refusal(
                     user_id=user_id, channel="subscribe", template_key=key
                 )
             else:
-                await notices_service.return_consent(
+                await notices_consents.return_consent(
                     user_id=user_id, template_key=key, hold_for=row.id
                 )
             return _channel_failure(exc, "subscribe")
@@ -380,7 +380,7 @@ class Relay:
             )
         except ChannelError as exc:
             if exc.kind == "refused":
-                await notices_service.record_refusal(
+                await notices_consents.record_refusal(
                     user_id=user_id, channel="template", template_key=key
                 )
             return _channel_failure(exc, "template")

@@ -18,11 +18,11 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import BaseReply, TextReply
 
 from backend.accounts.models import User, WechatIdentity
-from backend.activities import service as activities_service
+from backend.activities import catalogue as activity_catalogue
 from backend.core.clock import clock, to_local
 from backend.core.config import get_settings
 from backend.core.pagination import PageRequest
-from backend.wishes import service as wishes_service
+from backend.wishes import lists as wishes_lists
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "replies"
 
@@ -107,7 +107,7 @@ def _local(moment: datetime) -> str:
 
 
 async def _upcoming_activities(community_id: int | None) -> list[Item]:
-    page = await activities_service.list_activities(
+    page = await activity_catalogue.list_activities(
         page=PageRequest(limit=LIST_ITEMS), community_id=community_id, upcoming=True
     )
     return [
@@ -117,7 +117,7 @@ async def _upcoming_activities(community_id: int | None) -> list[Item]:
 
 
 async def _open_wishes(community_id: int | None) -> list[Item]:
-    page = await wishes_service.list_wishes(
+    page = await wishes_lists.list_wishes(
         page=PageRequest(limit=LIST_ITEMS), community_id=community_id, status="open"
     )
     return [Item(_short(w.title), w.community_name, f"/wishes/{w.id}") for w in page.items]

@@ -1,8 +1,9 @@
 """One WeChat access token per app id, shared by every process through the key-value store.
 
-WeChat keeps one live token per app: each fetch invalidates the previous one after a
-short grace period, so processes that refresh on their own knock each other out. Here a
-refresh happens under a lock (`SET NX` with a TTL); the others wait and re-read. A
+Tokens come from WeChat's stable interface (`cgi-bin/stable_token`), kept apart from the
+plain `cgi-bin/token`, whose every fetch ends the previous token: another system on the same
+account cannot knock ours out. Still, one process fetches at a time: a refresh happens under
+a lock (`SET NX` with a TTL); the others wait and re-read. A
 caller that got 40001/42001 passes the token it used as `stale`, so a token someone
 already replaced is not fetched again. When the store does not answer, no token is fetched
 (that would knock out the other processes' token): the last one known is used, and without
@@ -23,6 +24,7 @@ from backend.core.redis import KeyValueUnavailable, get_kv
 
 log = logging.getLogger("linli.bot.tokens")
 
+STABLE_TOKEN_PATH = "/cgi-bin/stable_token"
 LOCK_TTL_SECONDS = 15.0
 WAIT_SECONDS = 12.0
 POLL_SECONDS = 0.05
@@ -98,7 +100,12 @@ class TokenKeeper:
                     current = await kv.get(token_key(app_id))
                     if current and current != stale:
                         return self._remember(app_id, current)
-                    token, expires_in = await self._fetch(app_id)
+                    token, expires_in = await self._fetch(app_id, force=False)
+                    if stale is not None and token == stale:
+                        # WeChat refused this token yet still hands it out: only a forced
+                        # refresh ends it (limited to 20 a day, so only here, under the lock).
+                        log.warning("access token for %s refused but current; forcing", app_id)
+                        token, expires_in = await self._fetch(app_id, force=True)
                     ttl = max(60, expires_in - EXPIRY_MARGIN_SECONDS)
                     await kv.set(token_key(app_id), token, ttl=ttl)
                     log.info("access token refreshed for %s", app_id)
@@ -109,16 +116,23 @@ class TokenKeeper:
                 raise TokenUnavailable(f"timed out waiting for the {app_id} token refresh")
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _fetch(self, app_id: str) -> tuple[str, int]:
+    async def _fetch(self, app_id: str, *, force: bool) -> tuple[str, int]:
         secret = self._secrets.get(app_id)
         if secret is None:
             raise TokenUnavailable(f"no secret configured for app {app_id}")
-        # wechatpy's fetch has the real host written in and no timeout, so call it here.
-        url = self.settings.wechat_api_base.rstrip("/") + "/cgi-bin/token"
-        params = {"grant_type": "client_credential", "appid": app_id, "secret": secret}
+        # The stable interface: another system fetching a token for the same account (with
+        # `cgi-bin/token`, or this one unforced) does not end ours, and WeChat renews it by
+        # itself in its last five minutes.
+        url = self.settings.wechat_api_base.rstrip("/") + STABLE_TOKEN_PATH
+        body = {
+            "grant_type": "client_credential",
+            "appid": app_id,
+            "secret": secret,
+            "force_refresh": force,
+        }
         try:
             async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as http:
-                response = await http.get(url, params=params)
+                response = await http.post(url, json=body)
             response.raise_for_status()
             result = response.json()
         except (httpx.HTTPError, ValueError) as exc:

@@ -15,6 +15,7 @@ from backend.accounts import service as accounts_service
 from backend.core.config import get_settings
 from backend.core.errors import Forbidden
 from backend.core.security import constant_time_equals, random_token, sign_token, verify_token
+from h5.session import cookies_secure
 
 FIELD = "csrf_token"
 ANON_COOKIE = "linli_anon"
@@ -60,7 +61,7 @@ def remember_seed(request: Request, response: Response) -> None:
             path="/h5/",
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=cookies_secure(request),
         )
 
 

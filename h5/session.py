@@ -83,12 +83,21 @@ def login_redirect(request: Request) -> RedirectResponse:
     return response
 
 
+def is_wecom(request: Request) -> bool:
+    """企业微信's browser: its user agent says MicroMessenger too, but an official account's
+    OAuth does not work in it (WeChat refuses the page), so it must not be sent there."""
+    return "wxwork" in request.headers.get("user-agent", "").lower()
+
+
 def is_wechat(request: Request) -> bool:
-    return "micromessenger" in request.headers.get("user-agent", "").lower()
+    agent = request.headers.get("user-agent", "").lower()
+    return "micromessenger" in agent and not is_wecom(request)
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+def cookies_secure(request: Request) -> bool:
+    """Whether cookies carry `Secure`: when the public address is https, even if a proxy in
+    front forgot X-Forwarded-Proto, or when this request itself came over https."""
+    return get_settings().public_base_url.startswith("https://") or request.url.scheme == "https"
 
 
 def start_session(request: Request, response: Response, user: User) -> None:
@@ -100,7 +109,7 @@ def start_session(request: Request, response: Response, user: User) -> None:
         path="/",
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=cookies_secure(request),
     )
 
 
@@ -126,7 +135,7 @@ def oauth_redirect(request: Request, next_path: str) -> RedirectResponse:
         httponly=True,
         # Lax still sends it on WeChat's top-level redirect back to the callback.
         samesite="lax",
-        secure=_secure(request),
+        secure=cookies_secure(request),
     )
     return response
 

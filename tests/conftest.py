@@ -186,11 +186,22 @@ def _reset_clock() -> Iterator[None]:
     clock.reset()
 
 
+# One app per test process. FastAPI works out every route's dependencies on the first request
+# an app serves (half a second for all of Linli's routes, paid again by each new app), and the
+# app holds nothing of a test's own: settings, database and key-value store are read per
+# request from what the `settings` and `db` fixtures set up.
+_shared_app: list = []
+
+
 @pytest.fixture
 async def client(db: None, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from backend.core.logging import configure_logging
     from backend.main import create_app
 
-    app = create_app(settings)
+    if not _shared_app:
+        _shared_app.append(create_app(settings))
+    configure_logging(settings.log_level)
+    app = _shared_app[0]
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
@@ -294,3 +305,19 @@ def live_server_factory(settings: Settings, tmp_path: Path):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- running in parallel (pytest-xdist) ---
+
+# Tests that start a multi-process server of their own (`linli serve --workers N`).
+SUBPROCESS_FIXTURES = {"live_server_factory"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Multi-process tests are `slow` (left out of `make test-fast`) and share one xdist
+    group, so two multi-process servers never burst against each other on a 2-core box: a
+    race test's timing then depends on the test, not on what the other worker is doing."""
+    for item in items:
+        if SUBPROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("live-server"))

@@ -13,9 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import PROD_ENV, free_port, wait_for_http
 from tests.fakes.wechat_server import FakeWechat
+
+# Each test starts `linli` as a process of its own.
+pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 60
 

@@ -16,7 +16,7 @@ class User(Model):
     community = fields.ForeignKeyField("linli.Community", related_name="residents", null=True)
     building = fields.ForeignKeyField("linli.Building", related_name="workers", null=True)
     unit = fields.ForeignKeyField("linli.Unit", related_name="members", null=True)
-    # Changed only by backend.points.service with guarded statements.
+    # Changed only by backend.points.ledger with guarded statements.
     points_balance = fields.IntField(default=0)
     persona = fields.CharField(max_length=32, null=True, unique=True)  # demo personas only
     # Unique so two first logins with the same unionid (mini-program and official account

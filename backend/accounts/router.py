@@ -39,7 +39,9 @@ router = APIRouter(tags=["accounts"])
 )
 async def miniprogram_login(body: MiniProgramLoginIn) -> LoginOut:
     token, expires_in, user = await service.login_miniprogram(code=body.code)
-    return LoginOut(token=token, expires_in=expires_in, user=await service.describe_user(user=user))
+    return LoginOut(
+        token=token, expires_in=expires_in, user=UserOut.of(await service.describe_user(user=user))
+    )
 
 
 @router.post(
@@ -55,7 +57,7 @@ async def logout(user: CurrentUser) -> Response:
 
 @router.get("/me", response_model=UserOut, summary="当前用户", responses=responses(401, 429))
 async def get_me(user: CurrentUser) -> UserOut:
-    return await service.describe_user(user=user)
+    return UserOut.of(await service.describe_user(user=user))
 
 
 @router.patch(
@@ -66,7 +68,7 @@ async def get_me(user: CurrentUser) -> UserOut:
 )
 async def patch_me(body: ProfileUpdateIn, user: CurrentUser) -> UserOut:
     updated = await service.update_profile(user=user, **body.model_dump(exclude_unset=True))
-    return await service.describe_user(user=updated)
+    return UserOut.of(await service.describe_user(user=updated))
 
 
 @router.post(
@@ -80,7 +82,7 @@ async def create_grant(body: GrantIn, admin: StreetAdmin) -> GrantOut:
     grant = await service.grant_role(
         actor=admin, user_id=body.user_id, role=body.role, community_id=body.community_id
     )
-    return GrantOut.model_validate(grant)
+    return GrantOut.of(grant)
 
 
 @router.delete(

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.accounts.models import RoleGrant
+from backend.accounts.views import Profile
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.text import InModel
 
@@ -37,6 +39,20 @@ class UserOut(BaseModel):
     unit_id: int | None
     points_balance: int
     grants: list[RoleScope] = Field(description="授予的角色及其社区范围")
+
+    @classmethod
+    def of(cls, profile: Profile) -> UserOut:
+        return cls(
+            id=profile.id,
+            nickname=profile.nickname,
+            phone=profile.phone,
+            roles=profile.roles,
+            community_id=profile.community_id,
+            building_id=profile.building_id,
+            unit_id=profile.unit_id,
+            points_balance=profile.points_balance,
+            grants=[RoleScope(role=g.role, community_id=g.community_id) for g in profile.grants],
+        )
 
 
 class LoginOut(BaseModel):
@@ -70,6 +86,10 @@ class GrantOut(BaseModel):
     role: str
     community_id: int | None
     created_at: datetime
+
+    @classmethod
+    def of(cls, grant: RoleGrant) -> GrantOut:
+        return cls.model_validate(grant)
 
 
 class RevokeOut(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, Literal
 
 from tortoise.exceptions import IntegrityError
@@ -12,8 +11,10 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from backend.accounts import wechat
+from backend.accounts.exceptions import WeChatUnavailableError
 from backend.accounts.models import GRANTED_ROLES, ROLES, RoleGrant, User, WechatIdentity
-from backend.accounts.schemas import NICKNAME_MAX, RoleScope, UserOut
+from backend.accounts.schemas import NICKNAME_MAX
+from backend.accounts.views import Grant, Profile
 from backend.core.config import Settings, get_settings
 from backend.core.db import close_db, init_db
 from backend.core.errors import (
@@ -34,7 +35,7 @@ from backend.core.security import (
     sign_token,
     verify_token,
 )
-from backend.core.text import clean_text
+from backend.core.text import clean_text, normalise_phone
 from backend.orgs.models import Building, Community, Unit
 
 log = logging.getLogger("linli.accounts")
@@ -57,7 +58,6 @@ ROLE_NAMES = {
 }
 PERSONAS_DEV_ONLY = "演示身份登录仅在开发环境（LINLI_ENV=dev）可用"
 
-_PHONE = re.compile(r"1[3-9]\d{9}")
 _UNSET: Any = object()
 
 
@@ -161,12 +161,6 @@ async def logout(*, user: User) -> None:
 
 
 # --- WeChat login ---
-
-
-class WeChatUnavailableError(DomainError):
-    status_code = 502
-    code = "wechat_unavailable"
-    message = "微信服务暂时无法连接，请稍后再试"
 
 
 def _login_failed(exc: wechat.WeChatLoginError) -> DomainError:
@@ -284,26 +278,15 @@ async def login_persona(*, persona: str) -> User:
 # --- profile ---
 
 
-async def describe_user(*, user: User) -> UserOut:
-    """The API view of a user: phone masked, roles resolved."""
+async def describe_user(*, user: User) -> Profile:
+    """A user as they see themselves: phone masked, roles resolved."""
     grants = await RoleGrant.filter(user_id=user.id).order_by("id")
-    return UserOut(
-        id=user.id,
-        nickname=user.nickname,
+    return Profile(
+        user=user,
         phone=mask_phone(decrypt_field(user.phone_encrypted)),
         roles=_roles(user, grants),
-        community_id=user.community_id,
-        building_id=user.building_id,
-        unit_id=user.unit_id,
-        points_balance=user.points_balance,
-        grants=[RoleScope(role=g.role, community_id=g.community_id) for g in grants],
+        grants=[Grant(role=g.role, community_id=g.community_id) for g in grants],
     )
-
-
-def _normalise_phone(raw: str) -> str | None:
-    phone = re.sub(r"[\s-]", "", raw)
-    phone = phone.removeprefix("+86")
-    return phone if _PHONE.fullmatch(phone) else None
 
 
 async def update_profile(
@@ -328,7 +311,7 @@ async def update_profile(
     if phone is not _UNSET:
         if phone is None or not str(phone).strip():
             values["phone_encrypted"] = values["phone_index"] = None
-        elif (number := _normalise_phone(str(phone))) is None:
+        elif (number := normalise_phone(str(phone))) is None:
             errors["phone"] = "请输入 11 位大陆手机号"
         else:
             values["phone_encrypted"] = encrypt_field(number)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from wechatpy import WeChatClient
 from wechatpy.client.api.base import BaseWeChatAPI
-from wechatpy.exceptions import WeChatException
+from wechatpy.exceptions import WeChatClientException, WeChatException
 from wechatpy.oauth import WeChatOAuth
 
 from backend.core.config import WECHAT_API_BASE, Settings
@@ -69,11 +70,30 @@ class WeChatApiClient(WeChatClient):
                 api.API_BASE_URL = _moved(api.API_BASE_URL, self.api_base)
 
     def fetch_access_token(self) -> dict[str, Any]:
-        # Upstream has https://api.weixin.qq.com written into this call.
-        return self._fetch_access_token(
-            url=f"{self.api_base}/cgi-bin/token",
-            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        # Upstream has https://api.weixin.qq.com and the plain `cgi-bin/token` written into this
+        # call; every plain fetch ends the token the bot is sending with. The stable interface
+        # is kept apart from it and hands out the same token until it is due.
+        response = self._http.post(
+            f"{self.api_base}/cgi-bin/stable_token",
+            json={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret,
+                "force_refresh": False,
+            },
+            timeout=self.timeout,
         )
+        try:
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise WeChatClientException(
+                errcode=None, errmsg=None, client=self, request=exc.request, response=exc.response
+            ) from exc
+        result = self._handle_result(response)
+        expires_in = result.get("expires_in", 7200)
+        self.session.set(self.access_token_key, result["access_token"], expires_in)
+        self.expires_at = int(time.time()) + expires_in
+        return result
 
 
 class _CodeToSessionClient(WeChatApiClient):

@@ -14,7 +14,7 @@ CANCELLABLE_STATUSES = ("entered", "confirmed", "waitlisted")
 class Activity(Model):
     """A community activity with seats, a waitlist and a booking window.
 
-    `booked` and `waitlisted` change only through guarded UPDATEs in the activities service
+    `booked` and `waitlisted` change only through guarded UPDATEs in bookings.py and draws.py
     (booked <= capacity and waitlisted <= waitlist_capacity hold in every committed state).
     `waitlist_issued` only grows: it hands out waitlist tickets in promotion order.
     """

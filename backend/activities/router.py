@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CallerId, CurrentUser, StaffUser
-from backend.activities import service
+from backend.activities import attendance, bookings, catalogue, draws, export
 from backend.activities.schemas import (
     ActivityIn,
     ActivityOut,
@@ -28,7 +28,7 @@ from backend.activities.schemas import (
 )
 from backend.core import xlsx
 from backend.core.errors import error_schema, responses
-from backend.core.idempotency import idempotent
+from backend.core.idempotency import Idempotent
 from backend.core.ids import MAX_ID
 from backend.core.pagination import PageOut, PageParams
 
@@ -36,9 +36,6 @@ router = APIRouter(tags=["activities"])
 
 ActivityId = Annotated[int, Path(ge=1, le=MAX_ID)]
 BookingId = Annotated[int, Path(ge=1, le=MAX_ID)]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复报名")
-]
 
 
 @router.post(
@@ -48,19 +45,12 @@ IdempotencyKey = Annotated[
     summary="发布活动（该社区的工作人员或街道管理员）",
     responses=responses(401, 403, 409, 422, 429),
 )
-async def create_activity(
-    body: ActivityIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def create_activity(body: ActivityIn, actor: StaffUser, once: Idempotent) -> JSONResponse:
     async def create() -> ActivityOut:
-        return ActivityOut.of(await service.create_activity(actor=actor, data=body))
+        return ActivityOut.of(await catalogue.create_activity(actor=actor, data=body))
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint="POST /api/v1/activities",
-        payload=body.model_dump(),
-        status_code=201,
-        action=create,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(), status_code=201, action=create
     )
 
 
@@ -77,16 +67,14 @@ async def list_activities(
     category: Annotated[Category | None, Query(description="活动类别")] = None,
     building_id: Annotated[OrgId | None, Query(description="向该楼宇上班族开放的活动")] = None,
 ) -> PageOut[ActivityOut]:
-    result = await service.list_activities(
+    result = await catalogue.list_activities(
         page=page,
         community_id=community_id,
         upcoming=upcoming,
         category=category,
         building_id=building_id,
     )
-    return PageOut[ActivityOut](
-        items=[ActivityOut.of(v) for v in result.items], next_cursor=result.next_cursor
-    )
+    return ActivityOut.page(result)
 
 
 @router.get(
@@ -96,7 +84,7 @@ async def list_activities(
     responses=responses(404, 422, 429),
 )
 async def get_activity(activity_id: ActivityId) -> ActivityOut:
-    return ActivityOut.of(await service.get_activity(activity_id=activity_id))
+    return ActivityOut.of(await catalogue.get_activity(activity_id=activity_id))
 
 
 @router.patch(
@@ -108,7 +96,7 @@ async def get_activity(activity_id: ActivityId) -> ActivityOut:
 async def update_activity(
     activity_id: ActivityId, body: ActivityPatch, actor: StaffUser
 ) -> ActivityOut:
-    view = await service.update_activity(actor=actor, activity_id=activity_id, patch=body)
+    view = await catalogue.update_activity(actor=actor, activity_id=activity_id, patch=body)
     return ActivityOut.of(view)
 
 
@@ -121,7 +109,7 @@ async def update_activity(
 async def cancel_activity(
     activity_id: ActivityId, body: CancelActivityIn, actor: StaffUser
 ) -> ActivityOut:
-    view = await service.cancel_activity(actor=actor, activity_id=activity_id, reason=body.reason)
+    view = await catalogue.cancel_activity(actor=actor, activity_id=activity_id, reason=body.reason)
     return ActivityOut.of(view)
 
 
@@ -138,19 +126,12 @@ async def cancel_activity(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def book_activity(
-    activity_id: ActivityId, user_id: CallerId, idempotency_key: IdempotencyKey = None
+    activity_id: ActivityId, user_id: CallerId, once: Idempotent
 ) -> JSONResponse:
     async def book() -> BookingOut:
-        return BookingOut.of(await service.book_activity(user_id=user_id, activity_id=activity_id))
+        return BookingOut.of(await bookings.book_activity(user_id=user_id, activity_id=activity_id))
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user_id,
-        endpoint=f"POST /api/v1/activities/{activity_id}/bookings",
-        payload={},
-        status_code=201,
-        action=book,
-    )
+    return await once.run(user_id=user_id, payload={}, status_code=201, action=book)
 
 
 @router.get(
@@ -165,12 +146,10 @@ async def list_activity_bookings(
     page: PageParams,
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> PageOut[AttendeeOut]:
-    result = await service.list_activity_bookings(
+    result = await attendance.list_activity_bookings(
         actor=actor, activity_id=activity_id, page=page, status=status
     )
-    return PageOut[AttendeeOut](
-        items=[AttendeeOut.of(v) for v in result.items], next_cursor=result.next_cursor
-    )
+    return AttendeeOut.page(result)
 
 
 @router.get(
@@ -183,7 +162,7 @@ async def list_activity_bookings(
     },
 )
 async def export_activity_bookings(activity_id: ActivityId, actor: StaffUser) -> Response:
-    name, content = await service.export_bookings_xlsx(actor=actor, activity_id=activity_id)
+    name, content = await export.export_bookings_xlsx(actor=actor, activity_id=activity_id)
     return xlsx.xlsx_response(name, content)
 
 
@@ -195,8 +174,8 @@ async def export_activity_bookings(activity_id: ActivityId, actor: StaffUser) ->
     responses=responses(401, 404, 409, 422, 429),
 )
 async def cancel_booking(booking_id: BookingId, user: CurrentUser) -> CancelledOut:
-    booking = await service.cancel_booking(user=user, booking_id=booking_id)
-    return CancelledOut(id=booking.id, status="cancelled")
+    booking = await bookings.cancel_booking(user=user, booking_id=booking_id)
+    return CancelledOut.of(booking)
 
 
 @router.get(
@@ -210,10 +189,8 @@ async def list_my_bookings(
     page: PageParams,
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> PageOut[BookingOut]:
-    result = await service.list_my_bookings(user=user, page=page, status=status)
-    return PageOut[BookingOut](
-        items=[BookingOut.of(v) for v in result.items], next_cursor=result.next_cursor
-    )
+    result = await bookings.list_my_bookings(user=user, page=page, status=status)
+    return BookingOut.page(result)
 
 
 @router.post(
@@ -223,10 +200,8 @@ async def list_my_bookings(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def issue_checkin_code(activity_id: ActivityId, actor: StaffUser) -> CheckinCodeOut:
-    code, expires_at = await service.issue_checkin_code(actor=actor, activity_id=activity_id)
-    return CheckinCodeOut(
-        code=code, expires_at=expires_at, url=service.checkin_url(activity_id, code)
-    )
+    code = await attendance.issue_checkin_code(actor=actor, activity_id=activity_id)
+    return CheckinCodeOut.of(code)
 
 
 @router.post(
@@ -244,8 +219,8 @@ async def issue_checkin_code(activity_id: ActivityId, actor: StaffUser) -> Check
     },
 )
 async def check_in(activity_id: ActivityId, body: CheckinIn, user: CurrentUser) -> CheckinOut:
-    awarded = await service.check_in(user=user, activity_id=activity_id, code=body.code)
-    return CheckinOut(status="attended", points_awarded=awarded)
+    awarded = await attendance.check_in(user=user, activity_id=activity_id, code=body.code)
+    return CheckinOut.of(awarded)
 
 
 @router.post(
@@ -257,7 +232,7 @@ async def check_in(activity_id: ActivityId, body: CheckinIn, user: CurrentUser) 
 async def mark_attendance(
     booking_id: BookingId, body: AttendanceIn, actor: StaffUser
 ) -> AttendeeOut:
-    view = await service.mark_attendance(
+    view = await attendance.mark_attendance(
         actor=actor, booking_id=booking_id, attended=body.status == "attended"
     )
     return AttendeeOut.of(view)
@@ -270,7 +245,7 @@ async def mark_attendance(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def excuse_no_show(booking_id: BookingId, actor: StaffUser) -> AttendeeOut:
-    return AttendeeOut.of(await service.excuse_no_show(actor=actor, booking_id=booking_id))
+    return AttendeeOut.of(await attendance.excuse_no_show(actor=actor, booking_id=booking_id))
 
 
 @router.get(
@@ -280,4 +255,4 @@ async def excuse_no_show(booking_id: BookingId, actor: StaffUser) -> AttendeeOut
     responses=responses(401, 403, 404, 422, 429),
 )
 async def get_draw(activity_id: ActivityId, actor: StaffUser) -> DrawOut:
-    return DrawOut.of(await service.get_draw(actor=actor, activity_id=activity_id))
+    return DrawOut.of(await draws.get_draw(actor=actor, activity_id=activity_id))

@@ -3,83 +3,111 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
+from backend.activities.models import Booking
+from backend.activities.views import ActivityView, BookingView, CheckinCode, DrawRecord
 from backend.core.ids import MAX_ORG_ID
-from backend.core.text import InModel
-
-if TYPE_CHECKING:
-    from backend.activities.service import ActivityView, BookingView, DrawRecord
+from backend.core.pagination import OutModel
+from backend.core.text import CONTROL_MESSAGE, InModel, has_forbidden
 
 Category = Literal["午间一小时", "文化", "健康", "助老", "亲子", "志愿", "党建", "其他"]
 Audience = Literal["resident", "party_member", "worker"]
 Mode = Literal["first_come", "draw"]
 BookingState = Literal["not_open", "open", "closed"]
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=64)]
+
+
+def _one_line(value: str) -> str:
+    # InModel lets tab and newline through; a name or a place is one line.
+    if has_forbidden(value, multiline=False):
+        raise PydanticCustomError("text_control", CONTROL_MESSAGE)
+    return value
+
+
+# The limits of the texts staff type, once (the columns' lengths, models.py). Stripped, so a
+# title of spaces is as short as it looks; the length before the one-line check, so a length
+# error reads as one.
+_Stripped = StringConstraints(strip_whitespace=True)
+Title = Annotated[str, _Stripped, Field(min_length=2, max_length=64), AfterValidator(_one_line)]
+Location = Annotated[str, _Stripped, Field(max_length=128), AfterValidator(_one_line)]
+Description = Annotated[str, _Stripped, Field(max_length=2000)]
 
 
 class ActivityFields(InModel):
     """Everything staff set on an activity; create requires all but the optional ones."""
 
-    title: Title
-    category: Category
-    description: str = Field(default="", max_length=2000)
-    location: str = Field(default="", max_length=128)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    capacity: int = Field(ge=1, le=10000)
-    waitlist_capacity: int = Field(default=0, ge=0, le=10000)
-    booking_opens_at: AwareDatetime
-    booking_closes_at: AwareDatetime
-    cancel_deadline: AwareDatetime
-    audience: list[Audience] = Field(min_length=1, max_length=3)
+    title: Title = Field(title="活动名称")
+    category: Category = Field(title="类别")
+    description: Description = Field(default="", title="介绍")
+    location: Location = Field(default="", title="地点")
+    starts_at: AwareDatetime = Field(title="开始时间")
+    ends_at: AwareDatetime = Field(title="结束时间")
+    capacity: int = Field(ge=1, le=10000, title="名额")
+    waitlist_capacity: int = Field(default=0, ge=0, le=10000, title="候补名额")
+    booking_opens_at: AwareDatetime = Field(title="报名开始")
+    booking_closes_at: AwareDatetime = Field(title="报名截止")
+    cancel_deadline: AwareDatetime = Field(title="取消截止")
+    audience: list[Audience] = Field(min_length=1, max_length=3, title="面向人群")
     building_ids: list[OrgId] = Field(
-        default_factory=list, max_length=50, description="只限这些楼宇的上班族（空：不限楼宇）"
+        default_factory=list,
+        max_length=50,
+        title="限定楼宇",
+        description="只限这些楼宇的上班族（空：不限楼宇）",
     )
     community_ids: list[OrgId] = Field(
         default_factory=list,
         max_length=50,
+        title="开放社区",
         description="居民、党员可来自这些社区（空：仅本社区）",
     )
-    points: int = Field(default=0, ge=0, le=1000, description="签到后获得的积分")
-    mode: Mode = Field(default="first_come", description="first_come 先到先得；draw 报名截止后抽签")
-    high_demand: bool = Field(default=False, description="热门活动：多次爽约者暂不能报名")
+    points: int = Field(default=0, ge=0, le=1000, title="签到积分", description="签到后获得的积分")
+    mode: Mode = Field(
+        default="first_come",
+        title="报名方式",
+        description="first_come 先到先得；draw 报名截止后抽签",
+    )
+    high_demand: bool = Field(
+        default=False, title="热门活动", description="热门活动：多次爽约者暂不能报名"
+    )
 
 
 class ActivityIn(ActivityFields):
-    community_id: OrgId
+    community_id: OrgId = Field(title="社区")
 
 
 class ActivityPatch(InModel):
     """Only the fields sent are changed."""
 
-    title: Title | None = None
-    category: Category | None = None
-    description: str | None = Field(default=None, max_length=2000)
-    location: str | None = Field(default=None, max_length=128)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    capacity: int | None = Field(default=None, ge=1, le=10000)
-    waitlist_capacity: int | None = Field(default=None, ge=0, le=10000)
-    booking_opens_at: AwareDatetime | None = None
-    booking_closes_at: AwareDatetime | None = None
-    cancel_deadline: AwareDatetime | None = None
-    audience: list[Audience] | None = Field(default=None, min_length=1, max_length=3)
-    building_ids: list[OrgId] | None = Field(default=None, max_length=50)
-    community_ids: list[OrgId] | None = Field(default=None, max_length=50)
-    points: int | None = Field(default=None, ge=0, le=1000)
-    mode: Mode | None = None
-    high_demand: bool | None = None
+    title: Title | None = Field(default=None, title="活动名称")
+    category: Category | None = Field(default=None, title="类别")
+    description: Description | None = Field(default=None, title="介绍")
+    location: Location | None = Field(default=None, title="地点")
+    starts_at: AwareDatetime | None = Field(default=None, title="开始时间")
+    ends_at: AwareDatetime | None = Field(default=None, title="结束时间")
+    capacity: int | None = Field(default=None, ge=1, le=10000, title="名额")
+    waitlist_capacity: int | None = Field(default=None, ge=0, le=10000, title="候补名额")
+    booking_opens_at: AwareDatetime | None = Field(default=None, title="报名开始")
+    booking_closes_at: AwareDatetime | None = Field(default=None, title="报名截止")
+    cancel_deadline: AwareDatetime | None = Field(default=None, title="取消截止")
+    audience: list[Audience] | None = Field(
+        default=None, min_length=1, max_length=3, title="面向人群"
+    )
+    building_ids: list[OrgId] | None = Field(default=None, max_length=50, title="限定楼宇")
+    community_ids: list[OrgId] | None = Field(default=None, max_length=50, title="开放社区")
+    points: int | None = Field(default=None, ge=0, le=1000, title="签到积分")
+    mode: Mode | None = Field(default=None, title="报名方式")
+    high_demand: bool | None = Field(default=None, title="热门活动")
 
 
 class CancelActivityIn(InModel):
-    reason: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=200, title="取消原因")
 
 
-class ActivityOut(BaseModel):
+class ActivityOut(OutModel):
     id: int
     community_id: int
     title: str
@@ -153,7 +181,7 @@ BookingStatus = Literal[
 ]
 
 
-class BookingOut(BaseModel):
+class BookingOut(OutModel):
     id: int
     activity_id: int
     status: BookingStatus
@@ -206,20 +234,33 @@ class CancelledOut(BaseModel):
     id: int
     status: Literal["cancelled"]
 
+    @classmethod
+    def of(cls, booking: Booking) -> CancelledOut:
+        return cls(id=booking.id, status="cancelled")
+
 
 class CheckinCodeOut(BaseModel):
     code: str
     expires_at: datetime
     url: str = Field(description="二维码里的签到链接")
 
+    @classmethod
+    def of(cls, code: CheckinCode) -> CheckinCodeOut:
+        return cls(code=code.code, expires_at=code.expires_at, url=code.url)
+
 
 class CheckinIn(InModel):
-    code: str = Field(min_length=1, max_length=16)
+    code: str = Field(min_length=1, max_length=16, title="签到码")
 
 
 class CheckinOut(BaseModel):
     status: Literal["attended"]
     points_awarded: int
+
+    @classmethod
+    def of(cls, points_awarded: int) -> CheckinOut:
+        """A check-in that went through, with the points this call paid (0 on a repeat)."""
+        return cls(status="attended", points_awarded=points_awarded)
 
 
 class AttendanceIn(InModel):

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     # Proxies whose X-Forwarded-For is believed (the client IP feeds the per-IP rate limit).
     forwarded_allow_ips: str = "127.0.0.1"
+    # How long `linli serve` keeps an idle connection open. It must outlast every client
+    # that reuses connections (nginx's upstream keepalive_timeout is 60 s, httpx's 5 s):
+    # when the server closes first, a request already on its way on that connection is
+    # lost, and nginx does not retry a POST, so a booking would answer 502.
+    keepalive_seconds: int = Field(default=75, ge=1, le=3600)
 
     wechat_api_base: str = WECHAT_API_BASE
     mp_appid: str = "wx_mp_demo"

@@ -9,6 +9,8 @@ from backend.core.errors import Invalid
 
 MAX_ORG_ID = 2**31 - 1
 MAX_ID = 2**63 - 1
+# Every other integer an API body accepts fits the 32-bit column it lands in.
+INT32 = 2**31 - 1
 
 
 def may_exist(value: object, largest: int = MAX_ID) -> bool:

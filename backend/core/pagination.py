@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict
@@ -51,6 +51,19 @@ class PageOut(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class OutModel(BaseModel):
+    """A response body made from what a service returned (an ORM object or a view): `of()`
+    maps one, `page()` a page of them into the list envelope."""
+
+    @classmethod
+    def of(cls, view: Any) -> Self:
+        return cls.model_validate(view, from_attributes=True)
+
+    @classmethod
+    def page(cls, page: Page[Any]) -> PageOut[Self]:
+        return PageOut[cls](items=[cls.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
 def page_request(

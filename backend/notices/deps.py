@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from backend.core.errors import ServiceUnavailable
-from backend.notices.service import Renderer
+from backend.notices.views import Renderer
 
 _renderer: Renderer | None = None
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser
 from backend.core.errors import responses
-from backend.core.idempotency import idempotent
-from backend.core.ids import MAX_ID
+from backend.core.idempotency import Idempotent
+from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageParams
-from backend.notices import service
+from backend.notices import consents, service
 from backend.notices.deps import MessageRenderer
 from backend.notices.schemas import (
     DeliveryOut,
@@ -27,21 +27,14 @@ from backend.notices.schemas import (
 
 router = APIRouter(tags=["notices"])
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复提交")
-]
 NoticeId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityFilter = Annotated[
-    int | None, Query(ge=1, le=2**31 - 1, description="某社区的通知（含全街道通知）")
+    int | None, Query(ge=1, le=MAX_ORG_ID, description="某社区的通知（含全街道通知）")
 ]
 StatusFilter = Annotated[
     Literal["published", "scheduled", "cancelled", "all"],
     Query(description="published（公开）；scheduled、cancelled、all 仅工作人员"),
 ]
-
-
-def _out(notice) -> NoticeDetailOut:
-    return NoticeDetailOut.of(notice, status=service.notice_status(notice))
 
 
 @router.post(
@@ -51,19 +44,12 @@ def _out(notice) -> NoticeDetailOut:
     summary="发布通知（立即或定时；由机器人分批推送）",
     responses=responses(401, 403, 409, 422, 429),
 )
-async def create_notice(
-    body: NoticeIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def create_notice(body: NoticeIn, actor: StaffUser, once: Idempotent) -> JSONResponse:
     async def create() -> NoticeDetailOut:
-        return _out(await service.create_notice(actor=actor, **body.model_dump()))
+        return NoticeDetailOut.of(await service.create_notice(actor=actor, data=body))
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint="POST /api/v1/notices",
-        payload=body.model_dump(mode="json"),
-        status_code=201,
-        action=create,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(mode="json"), status_code=201, action=create
     )
 
 
@@ -74,8 +60,7 @@ async def create_notice(
     responses=responses(401, 403, 422, 429),
 )
 async def preview_notice(body: NoticeIn, actor: StaffUser, render: MessageRenderer) -> PreviewOut:
-    preview = await service.preview_notice(actor=actor, render=render, **body.model_dump())
-    return PreviewOut(**preview.__dict__)
+    return PreviewOut.of(await service.preview_notice(actor=actor, render=render, data=body))
 
 
 @router.get(
@@ -93,7 +78,7 @@ async def list_notices(
     result = await service.list_notices(
         page=page, community_id=community_id, status=status, viewer=user
     )
-    return NoticePage(items=[_out(n) for n in result.items], next_cursor=result.next_cursor)
+    return NoticePage.of(result)
 
 
 @router.get(
@@ -103,7 +88,7 @@ async def list_notices(
     responses=responses(404, 422, 429),
 )
 async def get_notice(notice_id: NoticeId, user: OptionalUser) -> NoticeDetailOut:
-    return _out(await service.get_notice(notice_id=notice_id, viewer=user))
+    return NoticeDetailOut.of(await service.get_notice(notice_id=notice_id, viewer=user))
 
 
 @router.get(
@@ -124,7 +109,7 @@ async def get_delivery(notice_id: NoticeId, actor: CurrentUser) -> DeliveryOut:
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def cancel_notice(notice_id: NoticeId, actor: CurrentUser) -> NoticeDetailOut:
-    return _out(await service.cancel_notice(actor=actor, notice_id=notice_id))
+    return NoticeDetailOut.of(await service.cancel_notice(actor=actor, notice_id=notice_id))
 
 
 @router.post(
@@ -134,19 +119,14 @@ async def cancel_notice(notice_id: NoticeId, actor: CurrentUser) -> NoticeDetail
     responses=responses(401, 409, 422, 429),
 )
 async def record_subscription(
-    body: SubscriptionIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    body: SubscriptionIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def record() -> SubscriptionOut:
-        remaining = await service.record_consent(
+        remaining = await consents.record_consent(
             user_id=user.id, template_key=body.template_key, accepted=body.accepted
         )
-        return SubscriptionOut(template_key=body.template_key, remaining=remaining)
+        return SubscriptionOut.of(body.template_key, remaining)
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint="POST /api/v1/me/subscriptions",
-        payload=body.model_dump(),
-        status_code=200,
-        action=record,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(), status_code=200, action=record
     )

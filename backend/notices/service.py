@@ -1,24 +1,17 @@
-"""Notices: staff publish them, the bot fans them out, everyone reads them. And the
-subscribe-message consents and remembered refusals the bot spends and records.
+"""Notices: staff publish them, the bot fans them out, everyone reads them (the consents
+the bot spends are `consents`).
 
 A notice is never delivered inside the request that publishes it: the bot's scheduler
 calls `fan_out_notices`, which turns a published notice into one outbox row per
 recipient a batch at a time (see models.Notice for why that is safe in parallel and
 after a crash).
-
-A consent is WeChat's "one acceptance = one message" for mini-program subscribe messages.
-The count here only ever changes by one guarded statement, so two bot processes can
-never spend the same consent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F, Q
 from tortoise.functions import Count
@@ -26,187 +19,27 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from backend.activities import service as activities_service
-from backend.core.clock import clock
+from backend.activities import catalogue as activity_catalogue
+from backend.core.clock import as_local, clock
 from backend.core.config import get_settings
-from backend.core.db import is_postgres
-from backend.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from backend.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from backend.core.ids import MAX_ORG_ID, may_exist
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue_many
 from backend.core.pagination import Page, PageRequest, paginate
-from backend.core.text import MOMENT_MESSAGE, clean_text, moment_in_window
 from backend.notices.audience import Audience, reaches_whole_community, user_filter
-from backend.notices.models import (
-    AUDIENCES,
-    MAX_CONSENTS_PER_CALL,
-    TEMPLATE_KEYS,
-    DeliveryRefusal,
-    Notice,
-    SubscriptionConsent,
-    SubscriptionHold,
+from backend.notices.exceptions import NoticeNotCancellable
+from backend.notices.models import Notice
+from backend.notices.schemas import NoticeIn
+from backend.notices.views import (
+    DeliveryCounts,
+    NoticeDraft,
+    NoticePreview,
+    Renderer,
+    notice_status,
 )
 from backend.orgs.models import Building, Community, Street, Unit
 
-SUBSCRIBE_CHANNEL = "subscribe"
-
-
-def _check_template_key(template_key: str) -> None:
-    if template_key not in TEMPLATE_KEYS:
-        raise Invalid("未知的消息模板", fields={"template_key": "取值不在允许范围内"})
-
-
-async def record_consent(*, user_id: int, template_key: str, accepted: int) -> int:
-    """Add `accepted` consents (race-safe upsert, one guarded increment) and lift an earlier
-    subscribe refusal of that template; returns the consents left."""
-    _check_template_key(template_key)
-    if not 1 <= accepted <= MAX_CONSENTS_PER_CALL:
-        raise Invalid(fields={"accepted": f"须在 1 到 {MAX_CONSENTS_PER_CALL} 之间"})
-    async with in_transaction():
-        # ON CONFLICT DO NOTHING: two first consents at once both end in the increment below.
-        await SubscriptionConsent.bulk_create(
-            [SubscriptionConsent(user_id=user_id, template_key=template_key, remaining=0)],
-            ignore_conflicts=True,
-        )
-        await SubscriptionConsent.filter(user_id=user_id, template_key=template_key).update(
-            remaining=F("remaining") + accepted, updated_at=clock.now()
-        )
-        # WeChat answers 43101 for a subscribe message when no acceptance is left, so a fresh
-        # acceptance is the user saying yes again.
-        await DeliveryRefusal.filter(
-            user_id=user_id, channel=SUBSCRIBE_CHANNEL, template_key=template_key
-        ).delete()
-        consent = await SubscriptionConsent.get(user_id=user_id, template_key=template_key)
-    return consent.remaining
-
-
-async def consents_left(*, user_id: int, template_key: str) -> int:
-    """How many subscribe messages of this template the user may still receive."""
-    consent = await SubscriptionConsent.get_or_none(user_id=user_id, template_key=template_key)
-    return consent.remaining if consent else 0
-
-
-async def spend_consent(*, user_id: int, template_key: str, hold_for: int | None = None) -> bool:
-    """Take one consent if one is left, never below zero (one guarded statement). With
-    `hold_for` (an outbox id) the consent is held for that message: asking again for the
-    same message answers True without taking a second one."""
-    if hold_for is not None:
-        return hold_for in await spend_consents(wanted=[(hold_for, user_id, template_key)])
-    taken = await SubscriptionConsent.filter(
-        user_id=user_id, template_key=template_key, remaining__gt=0
-    ).update(remaining=F("remaining") - 1, updated_at=clock.now())
-    return taken == 1
-
-
-# Takes one consent from each listed user who has one left and says whose it took: one
-# guarded statement for many users (RETURNING works on PostgreSQL and SQLite >= 3.35).
-_TAKE_CONSENTS = (
-    "UPDATE subscription_consent SET remaining = remaining - 1, updated_at = {}"
-    " WHERE template_key = {} AND remaining > 0 AND user_id IN ({})"
-    " RETURNING user_id"
-)
-
-
-def _take_consents_sql(users: int) -> str:
-    marks = [f"${n}" for n in range(1, users + 3)] if is_postgres() else ["?"] * (users + 2)
-    return _TAKE_CONSENTS.format(marks[0], marks[1], ", ".join(marks[2:]))
-
-
-async def spend_consents(*, wanted: Iterable[tuple[int, int, str]]) -> set[int]:
-    """For each (outbox id, user id, template key), hold one consent for that message: the
-    one it holds already, else one taken by a guarded statement while the user has one left.
-    Returns the outbox ids holding a consent. A user with two messages in the list spends
-    two consents or, with one left, gets the first message only."""
-    wanted = list(wanted)
-    if not wanted:
-        return set()
-    held = set(
-        await SubscriptionHold.filter(outbox_id__in=[w[0] for w in wanted]).values_list(
-            "outbox_id", flat=True
-        )
-    )
-    todo = [w for w in wanted if w[0] not in held]
-    while todo:
-        # The statement takes one consent per user, so each round has each user once.
-        this_round: dict[tuple[int, str], tuple[int, int, str]] = {}
-        later = []
-        for item in todo:
-            key = (item[1], item[2])
-            if key in this_round:
-                later.append(item)
-            else:
-                this_round[key] = item
-        won: set[tuple[int, str]] = set()
-        async with in_transaction() as connection:
-            for template in sorted({template for _, template in this_round}):
-                items = [item for (_, t), item in this_round.items() if t == template]
-                rows = await connection.execute_query_dict(
-                    _take_consents_sql(len(items)), [clock.now(), template, *(i[1] for i in items)]
-                )
-                taken = {row["user_id"] for row in rows}
-                winners = [item for item in items if item[1] in taken]
-                if not winners:
-                    continue
-                # A second relay holding the same message fails on the unique outbox id,
-                # and the rollback gives back what this one took.
-                await SubscriptionHold.bulk_create(
-                    [
-                        SubscriptionHold(outbox_id=o, user_id=u, template_key=t)
-                        for o, u, t in winners
-                    ]
-                )
-                held.update(item[0] for item in winners)
-                won.update((item[1], item[2]) for item in winners)
-        # A user who had no consent left for the first message has none for the next.
-        todo = [item for item in later if (item[1], item[2]) in won]
-    return held
-
-
-async def return_consent(*, user_id: int, template_key: str, hold_for: int | None = None) -> None:
-    """Give back a consent taken for a message WeChat did not deliver (once per held message)."""
-    async with in_transaction():
-        if hold_for is not None:
-            released = await SubscriptionHold.filter(outbox_id=hold_for).delete()
-            if not released:
-                return
-        await SubscriptionConsent.filter(user_id=user_id, template_key=template_key).update(
-            remaining=F("remaining") + 1, updated_at=clock.now()
-        )
-
-
-async def record_refusal(*, user_id: int, channel: str, template_key: str) -> None:
-    """Remember that WeChat refused this template on this channel for the user (idempotent)."""
-    async with in_transaction():
-        await DeliveryRefusal.bulk_create(
-            [DeliveryRefusal(user_id=user_id, channel=channel, template_key=template_key)],
-            ignore_conflicts=True,
-        )
-        if channel == SUBSCRIBE_CHANNEL:
-            # WeChat holds no acceptance for us any more: our count was stale.
-            await SubscriptionConsent.filter(user_id=user_id, template_key=template_key).update(
-                remaining=0, updated_at=clock.now()
-            )
-
-
-async def refusals(*, user_ids: Iterable[int]) -> set[tuple[int, str, str]]:
-    """(user id, channel, template key) of every refusal the given users made."""
-    rows = await DeliveryRefusal.filter(user_id__in=list(user_ids)).values_list(
-        "user_id", "channel", "template_key"
-    )
-    return set(rows)
-
-
-async def is_refused(*, user_id: int, channel: str, template_key: str) -> bool:
-    """Whether WeChat once refused this template on this channel for the user."""
-    return await DeliveryRefusal.exists(user_id=user_id, channel=channel, template_key=template_key)
-
-
-# --- notices ---
-
-TITLE_MAX = 64
-BODY_MAX = 5000
-LINK_MAX = 255
-MAX_TARGETS = 100
 MAX_SCHEDULE_DAYS = 180
 SUMMARY_CHARS = 40
 # The group robot takes 4,096 bytes of markdown: the body is cut so the link always fits.
@@ -217,113 +50,23 @@ DEDUPE_PREFIX = "notice"
 _H5_PATH = re.compile(r"/h5/[A-Za-z0-9/_\-.~%?=&]*")
 _HTTPS_URL = re.compile(r"https://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9/_\-.~%?=&#+]*)?")
 
-# How a failed row's last_error reads to staff: WeChat's errcode when there is one.
-FAILURE_REASONS = {
-    "43101": "用户拒收此类消息",
-    "40003": "接收人 openid 无效",
-    "40037": "消息模板 ID 无效",
-    "47003": "模板参数不正确",
-    "render": "消息内容无法生成",
-    "attempts": "多次重试仍失败",
-}
 _ERRCODE = re.compile(r"(?<![\d-])(4\d{4}|-1)(?!\d)")
 
-# What a renderer (bot.render, installed by the app) makes of a template and its context.
-Renderer = Callable[[str, dict[str, Any]], dict[str, Any]]
 
-
-@dataclass(frozen=True)
-class NoticeDraft:
-    """A checked notice, before it is stored (or instead, for a preview)."""
-
-    audience: Audience
-    title: str
-    body: str
-    link: str
-    publish_at: datetime
-    publisher: str
-
-
-@dataclass(frozen=True)
-class NoticePreview:
-    """The message as WeChat and the group robot would show it, and how many it reaches."""
-
-    fields: dict[str, str]
-    page: str | None
-    url: str | None
-    markdown: str
-    recipients: int
-    robot: bool
-    publish_at: datetime
-    publisher: str
-
-
-@dataclass(frozen=True)
-class DeliveryCounts:
-    """Where a notice's messages stand: per-recipient rows and the group robots'."""
-
-    recipients: int
-    fanout_done: bool
-    sent: int
-    pending: int
-    skipped: int
-    failed: int
-    failed_by_reason: dict[str, int]
-    robot: dict[str, int]
-
-
-def _clean_text(value: Any, *, field: str, label: str, limit: int, errors: dict) -> str:
-    # Every field's problem is reported at once, so the form can mark them all.
-    try:
-        return clean_text(
-            value if value is None or isinstance(value, str) else str(value),
-            field=field,
-            label=label,
-            min_length=1,
-            max_length=limit,
-            multiline=field == "body",
-        )
-    except Invalid as exc:
-        errors.update(exc.fields or {})
-        return str(value or "").strip()
-
-
-def _check_link(value: Any, errors: dict) -> str:
-    link = str(value or "").strip()
-    if link and (
-        len(link) > LINK_MAX or not (_H5_PATH.fullmatch(link) or _HTTPS_URL.fullmatch(link))
-    ):
+def _check_link(link: str, errors: dict) -> None:
+    if link and not (_H5_PATH.fullmatch(link) or _HTTPS_URL.fullmatch(link)):
         errors["link"] = "链接须为 /h5/ 开头的页面路径或 https:// 开头的网址"
-    return link
 
 
 def _check_publish_at(value: datetime | None, now: datetime, errors: dict) -> datetime:
     if value is None:
         return now
-    if not moment_in_window(value):
-        errors["publish_at"] = MOMENT_MESSAGE
-        return now
-    if value.tzinfo is None:
-        # A time without an offset is what staff read on the clock in Shanghai.
-        value = value.replace(tzinfo=ZoneInfo(get_settings().timezone))
-    value = value.astimezone(UTC)
+    # A time without an offset is what staff read on the clock in the street.
+    value = as_local(value)
     if value > now + timedelta(days=MAX_SCHEDULE_DAYS):
         errors["publish_at"] = f"定时发布最多提前 {MAX_SCHEDULE_DAYS} 天"
     # A time already past means now: the list shows notices in the order they went out.
     return max(value, now)
-
-
-def _check_ids(values: Iterable[Any], *, field: str, largest: int, errors: dict) -> tuple:
-    try:
-        ids = tuple(sorted({int(v) for v in values}))
-    except (TypeError, ValueError):
-        errors[field] = "编号格式不正确"
-        return ()
-    if len(ids) > MAX_TARGETS:
-        errors[field] = f"最多选择 {MAX_TARGETS} 个"
-    elif any(not 1 <= i <= largest for i in ids):
-        errors[field] = "编号不存在"
-    return ids
 
 
 async def _scope(
@@ -362,7 +105,7 @@ async def _check_targets(audience: Audience, errors: dict) -> None:
             errors[field] = f"所选{label}不存在或不在本通知范围内"
     if audience.activity_id is not None:
         try:
-            view = await activities_service.get_activity(activity_id=audience.activity_id)
+            view = await activity_catalogue.get_activity(activity_id=audience.activity_id)
         except NotFound:
             view = None
         activity = view.activity if view else None
@@ -376,51 +119,33 @@ async def _check_targets(audience: Audience, errors: dict) -> None:
             errors["activity_id"] = "活动不属于本街道"
 
 
-async def _draft(
-    *,
-    actor: User,
-    title: Any,
-    body: Any,
-    audience: Any = "all",
-    community_id: int | None = None,
-    street_id: int | None = None,
-    building_ids: Iterable[Any] = (),
-    unit_ids: Iterable[Any] = (),
-    activity_id: int | None = None,
-    link: Any = "",
-    publish_at: datetime | None = None,
-) -> NoticeDraft:
-    """Check what staff wrote and whether `actor` may publish it there (Invalid, Forbidden)."""
-    street_id, community_id, publisher = await _scope(actor, community_id, street_id)
+async def _draft(*, actor: User, data: NoticeIn) -> NoticeDraft:
+    """Check what needs the database and the clock, and whether `actor` may publish the
+    notice there (Invalid, Forbidden); the model has checked its shape."""
+    street_id, community_id, publisher = await _scope(actor, data.community_id, data.street_id)
     errors: dict[str, str] = {}
-    title = _clean_text(title, field="title", label="标题", limit=TITLE_MAX, errors=errors)
-    body = _clean_text(body, field="body", label="正文", limit=BODY_MAX, errors=errors)
-    link = _check_link(link, errors)
-    publish_at = _check_publish_at(publish_at, clock.now(), errors)
-    if audience not in AUDIENCES:
-        errors["audience"] = "取值不在允许范围内"
-    buildings = _check_ids(building_ids, field="building_ids", largest=MAX_ORG_ID, errors=errors)
-    units = _check_ids(unit_ids, field="unit_ids", largest=MAX_ORG_ID, errors=errors)
-    if buildings and audience != "workers":
+    _check_link(data.link, errors)
+    publish_at = _check_publish_at(data.publish_at, clock.now(), errors)
+    buildings = tuple(sorted(set(data.building_ids)))
+    units = tuple(sorted(set(data.unit_ids)))
+    if buildings and data.audience != "workers":
         errors["building_ids"] = "只有发给楼宇白领时才能选择楼宇"
-    if units and audience != "unit_members":
+    if units and data.audience != "unit_members":
         errors["unit_ids"] = "只有发给驻区单位成员时才能选择单位"
-    if activity_id is not None and not may_exist(activity_id):
-        errors["activity_id"] = "活动不存在或不属于本社区"
     if errors:
         raise Invalid(fields=errors)
     target = Audience(
         street_id=street_id,
         community_id=community_id,
-        audience=audience,
+        audience=data.audience,
         building_ids=buildings,
         unit_ids=units,
-        activity_id=activity_id,
+        activity_id=data.activity_id,
     )
     await _check_targets(target, errors)
     if errors:
         raise Invalid(fields=errors)
-    return NoticeDraft(target, title, body, link, publish_at, publisher)
+    return NoticeDraft(target, data.title, data.body, data.link, publish_at, publisher)
 
 
 def _audience_of(notice: Notice) -> Audience:
@@ -477,10 +202,10 @@ async def _robots(audience: Audience) -> list[tuple[int, str]]:
     )
 
 
-async def create_notice(*, actor: User, **fields: Any) -> Notice:
+async def create_notice(*, actor: User, data: NoticeIn) -> Notice:
     """Store a checked notice, published now or scheduled for `publish_at`. Nothing is sent
     here: the bot fans it out once it is due."""
-    draft = await _draft(actor=actor, **fields)
+    draft = await _draft(actor=actor, data=data)
     now = clock.now()
     async with in_transaction():
         notice = await Notice.create(
@@ -501,9 +226,9 @@ async def create_notice(*, actor: User, **fields: Any) -> Notice:
     return await _load(notice.id)
 
 
-async def preview_notice(*, actor: User, render: Renderer, **fields: Any) -> NoticePreview:
+async def preview_notice(*, actor: User, render: Renderer, data: NoticeIn) -> NoticePreview:
     """The rendered message and recipient count a notice would have; nothing is stored."""
-    draft = await _draft(actor=actor, **fields)
+    draft = await _draft(actor=actor, data=data)
     context = _message_context(
         notice_id=None,
         title=draft.title,
@@ -528,13 +253,6 @@ async def preview_notice(*, actor: User, render: Renderer, **fields: Any) -> Not
 def _published(now: datetime) -> Q:
     # Due scheduled notices are readable at once, before the bot marks them published.
     return Q(status__in=("published", "scheduled"), publish_at__lte=now)
-
-
-def notice_status(notice: Notice) -> str:
-    """published, scheduled or cancelled, as a reader sees it now."""
-    if notice.status == "cancelled":
-        return "cancelled"
-    return "published" if notice.publish_at <= clock.now() else "scheduled"
 
 
 async def _load(notice_id: int) -> Notice:
@@ -616,7 +334,7 @@ async def cancel_notice(*, actor: User, notice_id: int) -> Notice:
             id=notice.id, status="scheduled", publish_at__gt=now
         ).update(status="cancelled", cancelled_at=now)
     if not cancelled:
-        raise Conflict("通知已发布或已取消，不能再取消", code="notice_not_cancellable")
+        raise NoticeNotCancellable()
     return await _load(notice.id)
 
 
@@ -630,13 +348,6 @@ def _reason(last_error: str | None, status: str) -> str:
     if text.startswith("render"):
         return "render"
     return "attempts" if text else "other"
-
-
-def describe_reason(reason: str) -> str:
-    """A failure reason code as staff read it."""
-    if reason in FAILURE_REASONS:
-        return FAILURE_REASONS[reason]
-    return f"微信返回错误 {reason}" if reason[-1:].isdigit() else "其他错误"
 
 
 async def delivery_counts(*, actor: User, notice_id: int) -> DeliveryCounts:

@@ -20,7 +20,7 @@ CommunityFilter = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="
 @router.get("/communities", response_model=PageOut[CommunityOut], responses=responses(422, 429))
 async def list_communities(page: PageParams) -> PageOut[CommunityOut]:
     result = await service.list_communities(page=page)
-    return PageOut[CommunityOut].model_validate(result)
+    return CommunityOut.page(result)
 
 
 @router.get("/buildings", response_model=PageOut[BuildingOut], responses=responses(422, 429))
@@ -28,10 +28,10 @@ async def list_buildings(
     page: PageParams, community_id: CommunityFilter = None
 ) -> PageOut[BuildingOut]:
     result = await service.list_buildings(page=page, community_id=community_id)
-    return PageOut[BuildingOut].model_validate(result)
+    return BuildingOut.page(result)
 
 
 @router.get("/units", response_model=PageOut[UnitOut], responses=responses(422, 429))
 async def list_units(page: PageParams, community_id: CommunityFilter = None) -> PageOut[UnitOut]:
     result = await service.list_units(page=page, community_id=community_id)
-    return PageOut[UnitOut].model_validate(result)
+    return UnitOut.page(result)

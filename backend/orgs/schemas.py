@@ -1,13 +1,13 @@
+"""Response bodies of the public organisation lists."""
+
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-# Communities, buildings and units have 32-bit ids: larger filters could never match.
+from backend.core.pagination import OutModel
 
 
-class CommunityOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class CommunityOut(OutModel):
     id: int
     slug: str
     name: str
@@ -15,9 +15,7 @@ class CommunityOut(BaseModel):
     contact_phone: str = Field(description="社区联系人的工作电话")
 
 
-class BuildingOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class BuildingOut(OutModel):
     id: int
     slug: str
     name: str
@@ -25,9 +23,7 @@ class BuildingOut(BaseModel):
     address: str
 
 
-class UnitOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class UnitOut(OutModel):
     id: int
     slug: str
     name: str

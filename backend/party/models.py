@@ -1,9 +1,9 @@
 """在职党员报到: registrations, service posts and their holders, service records.
 
-Every rule that two requests could race on is a unique key or one guarded UPDATE in
-backend.party.service: one active registration per person (`active_key`), one post per
-member and term (`term_key`), post capacity (`taken <= capacity`), one open check-in per
-person (`open_key`).
+Every rule that two requests could race on is a unique key or one guarded UPDATE in the
+party services (registrations, posts, records): one active registration per person
+(`active_key`), one post per member and term (`term_key`), post capacity
+(`taken <= capacity`), one open check-in per person (`open_key`).
 """
 
 from tortoise import fields

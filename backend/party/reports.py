@@ -9,7 +9,6 @@ and fulfilled in the range).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tortoise.expressions import Q
@@ -18,71 +17,27 @@ from tortoise.functions import Count, Sum
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.activities import models as activities_models
+from backend.core.clock import local_midnight, local_today
 from backend.core.errors import Forbidden
 from backend.core.xlsx import Spreadsheet
-from backend.party import service
+from backend.party.hours import date_range
 from backend.party.models import PartyRegistration, PostAssignment, ServiceRecordDay
-from backend.party.service import hours
+from backend.party.names import community_names
+from backend.party.registrations import roster_for_export
+from backend.party.views import (
+    MemberReportRow,
+    PartyReport,
+    RosterFilter,
+    UnitReportRow,
+    registration_org_phone,
+    registration_phone,
+    status_name,
+)
 from backend.wishes import models as wishes_models
 
 # Activity bookings that count as attended, wishes that count as fulfilled.
 ATTENDED_BOOKING = "attended"
 FULFILLED_WISHES = ("fulfilled", "closed")
-
-
-@dataclass
-class MemberReportRow:
-    user_id: int
-    name: str
-    phone: str | None
-    community: str
-    work_unit: str
-    party_org: str
-    status: str
-    approved: bool
-    posts: list[str]
-    minutes: int
-    activities: int
-    wishes: int
-
-    @property
-    def hours(self) -> float:
-        return hours(self.minutes)
-
-
-@dataclass
-class UnitReportRow:
-    work_unit: str
-    party_orgs: list[str]
-    members: int
-    approved: int
-    with_post: int
-    minutes: int
-    activities: int
-    wishes: int
-
-    @property
-    def hours(self) -> float:
-        return hours(self.minutes)
-
-
-@dataclass
-class PartyReport:
-    """The 双报到 report of a local date range: per work unit and per member."""
-
-    start_date: date
-    end_date: date
-    community: str | None
-    units: list[UnitReportRow]
-    members: list[MemberReportRow]
-
-    @property
-    def total_minutes(self) -> int:
-        return sum(m.minutes for m in self.members)
-
-    @property
-    def total_hours(self) -> float:
-        return hours(self.total_minutes)
 
 
 async def _count_by_user(queryset, user_column: str) -> dict[int, int]:
@@ -101,8 +56,8 @@ async def party_report(
 ) -> PartyReport:
     """Per member and work unit, for a date range: report-in status, posts held, hours
     served there, activities attended and wishes fulfilled (the actor's communities)."""
-    start, end = service.date_range(start_date, end_date)
-    start_at, end_at = service.day_start(start), service.day_start(end + timedelta(days=1))
+    start, end = date_range(start_date, end_date)
+    start_at, end_at = local_midnight(start), local_midnight(end + timedelta(days=1))
     if community_id is not None:
         await accounts_service.require_staff_of(actor, community_id)
         scope: list[int] | None = [community_id]
@@ -164,16 +119,16 @@ async def party_report(
             ),
             "claimer_id",
         )
-    names = await service.community_names(r.community_id for r in latest.values())
+    names = await community_names(r.community_id for r in latest.values())
     members = [
         MemberReportRow(
             user_id=r.user_id,
             name=r.name,
-            phone=service.registration_phone(r),
+            phone=registration_phone(r),
             community=names.get(r.community_id, ""),
             work_unit=r.work_unit,
             party_org=r.party_org,
-            status=service.status_name(r.status),
+            status=status_name(r.status),
             approved=r.status == "approved",
             posts=posts.get(r.user_id, []),
             minutes=minutes.get(r.user_id, 0),
@@ -199,7 +154,7 @@ async def party_report(
         unit.wishes += member.wishes
     community = None
     if scope is not None and len(scope) == 1:
-        community = (await service.community_names(scope)).get(scope[0])
+        community = (await community_names(scope)).get(scope[0])
     return PartyReport(
         start_date=start,
         end_date=end,
@@ -342,14 +297,14 @@ ROSTER_HEADER = [
 ]
 
 
-async def roster_xlsx(*, actor: User, filters: service.RosterFilter) -> bytes:
+async def roster_xlsx(*, actor: User, filters: RosterFilter) -> bytes:
     """The roster the filter matches as an Excel file (phones masked)."""
-    rows = await service.roster_for_export(actor=actor, filters=filters)
-    names = await service.community_names(r.community_id for r in rows)
+    rows = await roster_for_export(actor=actor, filters=filters)
+    names = await community_names(r.community_id for r in rows)
     book = Spreadsheet()
     sheet = book.sheet(
         "党员名册",
-        caption=f"在职党员报到名册（{service.local_today():%Y-%m-%d} 导出，共 {len(rows)} 人）",
+        caption=f"在职党员报到名册（{local_today():%Y-%m-%d} 导出，共 {len(rows)} 人）",
         header=ROSTER_HEADER,
         widths=[12, 14, 14, 16, 28, 28, 14, 14, 28, 28, 10, 18],
     )
@@ -357,16 +312,16 @@ async def roster_xlsx(*, actor: User, filters: service.RosterFilter) -> bytes:
         sheet.append(
             [
                 r.name,
-                service.registration_phone(r) or "",
+                registration_phone(r) or "",
                 names.get(r.community_id, ""),
                 r.address,
                 r.work_unit,
                 r.party_org,
                 r.party_org_contact,
-                service.registration_org_phone(r) or "",
+                registration_org_phone(r) or "",
                 "、".join([*r.skills, *([r.skills_note] if r.skills_note else [])]),
                 "、".join([*r.available_times, *([r.available_note] if r.available_note else [])]),
-                service.status_name(r.status),
+                status_name(r.status),
                 r.created_at,
             ]
         )

@@ -3,24 +3,24 @@ records and hours, the 双报到 report (JSON and Excel)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser
 from backend.core import xlsx
 from backend.core.config import get_settings
 from backend.core.errors import NotFound, error_schema, responses
-from backend.core.idempotency import idempotent
+from backend.core.idempotency import Idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageParams
 from backend.core.text import BoundedDate
-from backend.party import reports, service
+from backend.party import hours, posts, records, registrations, reports
 from backend.party.models import TIME_SLOTS
 from backend.party.schemas import (
+    MAX_TERM,
+    MIN_TERM,
     AssignIn,
     AssignmentList,
     AssignmentOut,
@@ -28,7 +28,6 @@ from backend.party.schemas import (
     CodeIn,
     CorrectionIn,
     HoursOut,
-    HoursRowOut,
     MemberServiceRecordsOut,
     OfflineRecordIn,
     PostIn,
@@ -47,34 +46,13 @@ from backend.party.schemas import (
     ReviewIn,
     SkillsOut,
 )
+from backend.party.views import RosterFilter
 
 router = APIRouter(tags=["party"])
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复提交")
-]
 ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区 id")]
 DateQuery = Annotated[BoundedDate | None, Query(description="本地日期 YYYY-MM-DD")]
-
-
-async def _once(
-    *,
-    key: str | None,
-    user_id: int,
-    endpoint: str,
-    body: BaseModel | None,
-    status_code: int,
-    action: Callable[[], Awaitable[Any]],
-) -> JSONResponse:
-    return await idempotent(
-        key=key,
-        user_id=user_id,
-        endpoint=endpoint,
-        payload=body.model_dump(mode="json") if body else None,
-        status_code=status_code,
-        action=action,
-    )
 
 
 # --- 报到 ---
@@ -87,7 +65,7 @@ async def _once(
     responses=responses(422, 429),
 )
 async def get_skills() -> SkillsOut:
-    return SkillsOut(skills=get_settings().party_skills, time_slots=list(TIME_SLOTS))
+    return SkillsOut.of(get_settings().party_skills, TIME_SLOTS)
 
 
 @router.post(
@@ -98,18 +76,13 @@ async def get_skills() -> SkillsOut:
     responses=responses(401, 409, 422, 429),
 )
 async def create_registration(
-    body: RegistrationIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    body: RegistrationIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def run() -> RegistrationOut:
-        return RegistrationOut.of(await service.register(user=user, form=body.form()))
+        return RegistrationOut.of(await registrations.register(user=user, data=body))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint="POST /api/v1/party/registrations",
-        body=body,
-        status_code=201,
-        action=run,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(mode="json"), status_code=201, action=run
     )
 
 
@@ -128,14 +101,12 @@ async def list_registrations(
     skill: Annotated[str | None, Query(max_length=16)] = None,
     work_unit: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RegistrationPage:
-    result = await service.list_registrations(
+    result = await registrations.list_registrations(
         actor=actor,
         page=page,
-        filters=service.RosterFilter(community_id, status, q, skill, work_unit),
+        filters=RosterFilter(community_id, status, q, skill, work_unit),
     )
-    return RegistrationPage(
-        items=[RegistrationOut.of(r) for r in result.items], next_cursor=result.next_cursor
-    )
+    return RegistrationPage.of(result)
 
 
 @router.get(
@@ -156,7 +127,7 @@ async def export_registrations(
     work_unit: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     content = await reports.roster_xlsx(
-        actor=actor, filters=service.RosterFilter(community_id, status, q, skill, work_unit)
+        actor=actor, filters=RosterFilter(community_id, status, q, skill, work_unit)
     )
     return xlsx.xlsx_response("party-roster.xlsx", content)
 
@@ -168,7 +139,7 @@ async def export_registrations(
     responses=responses(401, 404, 422, 429),
 )
 async def get_my_registration(user: CurrentUser) -> RegistrationOut:
-    registration = await service.my_registration(user=user)
+    registration = await registrations.my_registration(user=user)
     if registration is None:
         raise NotFound("您还没有报到")
     return RegistrationOut.of(registration)
@@ -181,7 +152,7 @@ async def get_my_registration(user: CurrentUser) -> RegistrationOut:
     responses=responses(401, 404, 422, 429),
 )
 async def withdraw_my_registration(user: CurrentUser) -> RegistrationOut:
-    return RegistrationOut.of(await service.withdraw_registration(user=user))
+    return RegistrationOut.of(await registrations.withdraw_registration(user=user))
 
 
 @router.get(
@@ -192,7 +163,7 @@ async def withdraw_my_registration(user: CurrentUser) -> RegistrationOut:
 )
 async def get_registration(registration_id: ObjectId, user: CurrentUser) -> RegistrationOut:
     return RegistrationOut.of(
-        await service.get_registration(viewer=user, registration_id=registration_id)
+        await registrations.get_registration(viewer=user, registration_id=registration_id)
     )
 
 
@@ -205,8 +176,8 @@ async def get_registration(registration_id: ObjectId, user: CurrentUser) -> Regi
 async def review_registration(
     registration_id: ObjectId, body: ReviewIn, actor: StaffUser
 ) -> RegistrationOut:
-    registration = await service.review_registration(
-        actor=actor, registration_id=registration_id, approve=body.approve, reason=body.reason
+    registration = await registrations.review_registration(
+        actor=actor, registration_id=registration_id, data=body
     )
     return RegistrationOut.of(registration)
 
@@ -221,20 +192,12 @@ async def review_registration(
     summary="设立服务岗位或社区任务（本社区工作人员）",
     responses=responses(401, 403, 409, 422, 429),
 )
-async def create_post(
-    body: PostIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def create_post(body: PostIn, actor: StaffUser, once: Idempotent) -> JSONResponse:
     async def run() -> PostOut:
-        post = await service.create_post(actor=actor, form=body.form())
-        return PostOut.of(service.PostView(post=post, matched_skills=[], held_by_me=False))
+        return PostOut.of(await posts.create_post(actor=actor, data=body))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint="POST /api/v1/posts",
-        body=body,
-        status_code=201,
-        action=run,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(mode="json"), status_code=201, action=run
     )
 
 
@@ -248,13 +211,13 @@ async def list_posts(
     viewer: OptionalUser,
     page: PageParams,
     community_id: CommunityQuery = None,
-    term: Annotated[int | None, Query(ge=service.MIN_TERM, le=service.MAX_TERM)] = None,
+    term: Annotated[int | None, Query(ge=MIN_TERM, le=MAX_TERM)] = None,
     kind: Literal["post", "task"] | None = None,
 ) -> PostPage:
-    views, next_cursor = await service.list_posts(
+    views, next_cursor = await posts.list_posts(
         viewer=viewer, page=page, community_id=community_id, term=term, kind=kind
     )
-    return PostPage(items=[PostOut.of(v) for v in views], next_cursor=next_cursor)
+    return PostPage.of(views, next_cursor)
 
 
 @router.get(
@@ -264,7 +227,7 @@ async def list_posts(
     responses=responses(404, 422, 429),
 )
 async def get_post(post_id: ObjectId, viewer: OptionalUser) -> PostOut:
-    return PostOut.of(await service.view_post(viewer=viewer, post_id=post_id))
+    return PostOut.of(await posts.view_post(viewer=viewer, post_id=post_id))
 
 
 @router.patch(
@@ -274,8 +237,7 @@ async def get_post(post_id: ObjectId, viewer: OptionalUser) -> PostOut:
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def update_post(post_id: ObjectId, body: PostPatch, actor: StaffUser) -> PostOut:
-    post = await service.update_post(actor=actor, post_id=post_id, **body.model_dump())
-    return PostOut.of(service.PostView(post=post, matched_skills=[], held_by_me=False))
+    return PostOut.of(await posts.update_post(actor=actor, post_id=post_id, data=body))
 
 
 @router.post(
@@ -284,20 +246,11 @@ async def update_post(post_id: ObjectId, body: PostPatch, actor: StaffUser) -> P
     summary="认领岗位（已报到党员，每人每年度一个，名额有限）",
     responses=responses(401, 403, 404, 409, 422, 429),
 )
-async def claim_post(
-    post_id: ObjectId, user: CurrentUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def claim_post(post_id: ObjectId, user: CurrentUser, once: Idempotent) -> JSONResponse:
     async def run() -> AssignmentOut:
-        return AssignmentOut.model_validate(await service.claim_post(user=user, post_id=post_id))
+        return AssignmentOut.of(await posts.claim_post(user=user, post_id=post_id))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/posts/{post_id}/claim",
-        body=None,
-        status_code=200,
-        action=run,
-    )
+    return await once.run(user_id=user.id, payload=None, status_code=200, action=run)
 
 
 @router.post(
@@ -307,7 +260,7 @@ async def claim_post(
     responses=responses(401, 404, 409, 422, 429),
 )
 async def release_post(post_id: ObjectId, user: CurrentUser) -> AssignmentOut:
-    return AssignmentOut.model_validate(await service.release_post(user=user, post_id=post_id))
+    return AssignmentOut.of(await posts.release_post(user=user, post_id=post_id))
 
 
 @router.get(
@@ -317,8 +270,7 @@ async def release_post(post_id: ObjectId, user: CurrentUser) -> AssignmentOut:
     responses=responses(401, 403, 404, 422, 429),
 )
 async def list_assignments(post_id: ObjectId, actor: StaffUser) -> AssignmentList:
-    rows = await service.list_assignments(actor=actor, post_id=post_id)
-    return AssignmentList(items=[AssignmentOut.model_validate(a) for a in rows])
+    return AssignmentList.of(await posts.list_assignments(actor=actor, post_id=post_id))
 
 
 @router.post(
@@ -329,19 +281,14 @@ async def list_assignments(post_id: ObjectId, actor: StaffUser) -> AssignmentLis
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def assign_post(
-    post_id: ObjectId, body: AssignIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
+    post_id: ObjectId, body: AssignIn, actor: StaffUser, once: Idempotent
 ) -> JSONResponse:
     async def run() -> AssignmentOut:
-        assignment = await service.assign_post(actor=actor, post_id=post_id, user_id=body.user_id)
-        return AssignmentOut.model_validate(assignment)
+        assignment = await posts.assign_post(actor=actor, post_id=post_id, user_id=body.user_id)
+        return AssignmentOut.of(assignment)
 
-    return await _once(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint=f"POST /api/v1/posts/{post_id}/assignments",
-        body=body,
-        status_code=201,
-        action=run,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(mode="json"), status_code=201, action=run
     )
 
 
@@ -354,10 +301,8 @@ async def assign_post(
 async def remove_assignment(
     assignment_id: ObjectId, body: RemoveIn, actor: StaffUser
 ) -> AssignmentOut:
-    assignment = await service.remove_assignment(
-        actor=actor, assignment_id=assignment_id, reason=body.reason
-    )
-    return AssignmentOut.model_validate(assignment)
+    assignment = await posts.remove_assignment(actor=actor, assignment_id=assignment_id, data=body)
+    return AssignmentOut.of(assignment)
 
 
 @router.get(
@@ -367,8 +312,7 @@ async def remove_assignment(
     responses=responses(401, 422, 429),
 )
 async def my_posts(user: CurrentUser) -> AssignmentList:
-    rows = await service.my_assignments(user=user)
-    return AssignmentList(items=[AssignmentOut.model_validate(a) for a in rows])
+    return AssignmentList.of(await posts.my_assignments(user=user))
 
 
 # --- 签到 ---
@@ -381,8 +325,7 @@ async def my_posts(user: CurrentUser) -> AssignmentList:
     responses=responses(401, 403, 404, 422, 429),
 )
 async def checkin_code(post_id: ObjectId, actor: StaffUser) -> CheckinCodeOut:
-    code = await service.checkin_code(actor=actor, post_id=post_id)
-    return CheckinCodeOut(code=code.code, expires_at=code.expires_at, url=code.url)
+    return CheckinCodeOut.of(await records.checkin_code(actor=actor, post_id=post_id))
 
 
 @router.post(
@@ -398,19 +341,13 @@ async def checkin_code(post_id: ObjectId, actor: StaffUser) -> CheckinCodeOut:
     },
 )
 async def check_in(
-    post_id: ObjectId, body: CodeIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    post_id: ObjectId, body: CodeIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def run() -> RecordOut:
-        record = await service.check_in(user=user, post_id=post_id, code=body.code)
-        return RecordOut.model_validate(record)
+        return RecordOut.of(await records.check_in(user=user, post_id=post_id, code=body.code))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/posts/{post_id}/checkin",
-        body=body,
-        status_code=201,
-        action=run,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(mode="json"), status_code=201, action=run
     )
 
 
@@ -425,19 +362,13 @@ async def check_in(
     },
 )
 async def check_out(
-    post_id: ObjectId, body: CodeIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    post_id: ObjectId, body: CodeIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def run() -> RecordOut:
-        record = await service.check_out(user=user, post_id=post_id, code=body.code)
-        return RecordOut.model_validate(record)
+        return RecordOut.of(await records.check_out(user=user, post_id=post_id, code=body.code))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/posts/{post_id}/checkout",
-        body=body,
-        status_code=200,
-        action=run,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(mode="json"), status_code=200, action=run
     )
 
 
@@ -451,16 +382,7 @@ async def check_out(
     responses=responses(401, 422, 429),
 )
 async def my_service(user: CurrentUser, page: PageParams) -> MemberServiceRecordsOut:
-    mine = await service.my_service(user=user, page=page)
-    return MemberServiceRecordsOut(
-        total_minutes=mine.total_minutes,
-        total_hours=service.hours(mine.total_minutes),
-        term_minutes=mine.term_minutes,
-        term_hours=service.hours(mine.term_minutes),
-        open_record=RecordOut.model_validate(mine.open_record) if mine.open_record else None,
-        items=[RecordOut.model_validate(r) for r in mine.page.items],
-        next_cursor=mine.page.next_cursor,
-    )
+    return MemberServiceRecordsOut.of(await records.my_service(user=user, page=page))
 
 
 @router.post(
@@ -471,19 +393,14 @@ async def my_service(user: CurrentUser, page: PageParams) -> MemberServiceRecord
     responses=responses(401, 403, 409, 422, 429),
 )
 async def add_offline_record(
-    body: OfflineRecordIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
+    body: OfflineRecordIn, actor: StaffUser, once: Idempotent
 ) -> JSONResponse:
     async def run() -> RecordDetailOut:
-        record = await service.add_offline_record(actor=actor, form=body.form())
-        return RecordDetailOut.of(record, await service.record_audits(record=record))
+        record = await records.add_offline_record(actor=actor, data=body)
+        return RecordDetailOut.of(record, await records.record_audits(record=record))
 
-    return await _once(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint="POST /api/v1/party/service-records",
-        body=body,
-        status_code=201,
-        action=run,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(mode="json"), status_code=201, action=run
     )
 
 
@@ -501,7 +418,7 @@ async def list_records(
     post_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     status: Literal["open", "closed", "expired"] | None = None,
 ) -> RecordPage:
-    result = await service.list_records(
+    result = await records.list_records(
         actor=actor,
         page=page,
         community_id=community_id,
@@ -509,9 +426,7 @@ async def list_records(
         post_id=post_id,
         status=status,
     )
-    return RecordPage(
-        items=[RecordOut.model_validate(r) for r in result.items], next_cursor=result.next_cursor
-    )
+    return RecordPage.of(result)
 
 
 @router.get(
@@ -521,8 +436,8 @@ async def list_records(
     responses=responses(401, 404, 422, 429),
 )
 async def get_record(record_id: ObjectId, user: CurrentUser) -> RecordDetailOut:
-    record = await service.get_record(viewer=user, record_id=record_id)
-    return RecordDetailOut.of(record, await service.record_audits(record=record))
+    record = await records.get_record(viewer=user, record_id=record_id)
+    return RecordDetailOut.of(record, await records.record_audits(record=record))
 
 
 @router.patch(
@@ -534,14 +449,8 @@ async def get_record(record_id: ObjectId, user: CurrentUser) -> RecordDetailOut:
 async def correct_record(
     record_id: ObjectId, body: CorrectionIn, actor: StaffUser
 ) -> RecordDetailOut:
-    record = await service.correct_record(
-        actor=actor,
-        record_id=record_id,
-        started_at=body.started_at,
-        ended_at=body.ended_at,
-        reason=body.reason,
-    )
-    return RecordDetailOut.of(record, await service.record_audits(record=record))
+    record = await records.correct_record(actor=actor, record_id=record_id, data=body)
+    return RecordDetailOut.of(record, await records.record_audits(record=record))
 
 
 @router.get(
@@ -557,16 +466,11 @@ async def service_hours(
     start_date: DateQuery = None,
     end_date: DateQuery = None,
 ) -> HoursOut:
-    start, end = service.date_range(start_date, end_date)
-    rows = await service.service_hours(
+    start, end = hours.date_range(start_date, end_date)
+    rows = await hours.service_hours(
         actor=actor, group_by=group_by, community_id=community_id, start_date=start, end_date=end
     )
-    return HoursOut(
-        group_by=group_by,
-        start_date=start,
-        end_date=end,
-        items=[HoursRowOut.model_validate(r) for r in rows],
-    )
+    return HoursOut.of(group_by, start, end, rows)
 
 
 # --- 双报到 ---
@@ -587,7 +491,7 @@ async def party_report(
     report = await reports.party_report(
         actor=actor, community_id=community_id, start_date=start_date, end_date=end_date
     )
-    return ReportOut.model_validate(report)
+    return ReportOut.of(report)
 
 
 @router.get(

@@ -1,50 +1,108 @@
-"""Request and response bodies of the party-member API (报到, 岗位, 服务记录, 双报到)."""
+"""Request and response bodies of the party-member API (报到, 岗位, 服务记录, 双报到).
+
+The `*In` models hold every field limit and the Chinese name of each field (`title`), so
+the H5 forms build the same models (`h5.forms.build`); the services check only what needs
+the database, the clock or the configured options.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from backend.core.ids import MAX_ID, MAX_ORG_ID
-from backend.core.text import InModel
-from backend.party import service
+from backend.core.pagination import Page
+from backend.core.text import CONTROL_MESSAGE, InModel, has_forbidden
+from backend.party import views
 from backend.party.models import (
     PartyRegistration,
     PostAssignment,
+    ServicePost,
     ServiceRecord,
     ServiceRecordAudit,
 )
+from backend.party.views import CheckinCode, HoursRow, MyService, PartyReport, PostView
+
+MAX_SKILLS = 12
+MAX_PREFERRED_POSTS = 5
+MAX_CAPACITY = 1000
+MIN_TERM, MAX_TERM = 2000, 2100
+MINUTES_PER_DAY = 1440
+# As the model's defaults: a post serves 07:00–21:00 unless its staff say otherwise.
+DEFAULT_OPEN_FROM, DEFAULT_OPEN_UNTIL = 7 * 60, 21 * 60
+
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 OrgId = Annotated[int, Field(ge=1, le=MAX_ORG_ID)]
 RegistrationStatus = Literal["pending", "approved", "rejected", "ended"]
+Skill = Annotated[Text, Field(max_length=16)]
+
+
+class PartyIn(InModel):
+    """A party body: its text fields are one line each, but those in `MULTILINE`.
+
+    (InModel lets a newline through, as multi-line text needs. A validator of the type
+    would make pydantic report a too-long text as a too-long list, so it is the model's.)"""
+
+    MULTILINE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _one_line(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in cls.MULTILINE:
+            return value
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and has_forbidden(t, multiline=False) for t in texts):
+            raise PydanticCustomError("text_control", CONTROL_MESSAGE)
+        return value
 
 
 class SkillsOut(BaseModel):
     skills: list[str] = Field(description="报到表单可选的特长（另可在补充说明里填写）")
     time_slots: list[str] = Field(description="可服务时间选项")
 
+    @classmethod
+    def of(cls, skills: list[str], time_slots: tuple[str, ...]) -> SkillsOut:
+        return cls(skills=skills, time_slots=list(time_slots))
 
-class RegistrationIn(InModel):
-    name: Annotated[Text, Field(min_length=1, max_length=32)]
-    phone: Annotated[Text, Field(min_length=11, max_length=20, description="11 位手机号")]
-    work_unit: Annotated[Text, Field(min_length=1, max_length=64, description="工作单位")]
-    party_org: Annotated[Text, Field(min_length=1, max_length=64, description="所在党组织")]
-    party_org_contact: Annotated[Text, Field(max_length=32, description="党组织联系人")] = ""
-    party_org_phone: Annotated[Text, Field(max_length=20, description="党组织联系电话")] = ""
-    community_id: OrgId = Field(description="居住地所在社区")
-    address: Annotated[Text, Field(max_length=64, description="居住楼栋/门牌")] = ""
-    skills: list[Annotated[Text, Field(max_length=16)]] = Field(default=[], max_length=12)
-    skills_note: Annotated[Text, Field(max_length=128, description="其他特长、兴趣")] = ""
-    preferred_post_ids: list[Id] = Field(default=[], max_length=5, description="意向岗位")
-    available_times: list[Annotated[Text, Field(max_length=16)]] = Field(default=[], max_length=5)
-    available_note: Annotated[Text, Field(max_length=128, description="可服务时间说明")] = ""
 
-    def form(self) -> service.RegistrationForm:
-        return service.RegistrationForm(**self.model_dump())
+class RegistrationIn(PartyIn):
+    name: Annotated[Text, Field(min_length=1, max_length=32, title="姓名")]
+    # The number's format is the service's check (it reads what people type, +86 and all).
+    phone: Annotated[
+        Text, Field(min_length=11, max_length=20, title="手机号", description="11 位手机号")
+    ]
+    work_unit: Annotated[Text, Field(min_length=1, max_length=64, title="工作单位")]
+    party_org: Annotated[Text, Field(min_length=1, max_length=64, title="所在党组织")]
+    party_org_contact: Annotated[Text, Field(max_length=32, title="党组织联系人")] = ""
+    party_org_phone: Annotated[Text, Field(max_length=20, title="党组织联系电话")] = ""
+    community_id: OrgId = Field(title="居住社区", description="居住地所在社区")
+    address: Annotated[
+        Text, Field(max_length=64, title="居住楼栋", description="居住楼栋/门牌")
+    ] = ""
+    skills: list[Skill] = Field(default=[], max_length=MAX_SKILLS, title="特长")
+    skills_note: Annotated[
+        Text, Field(max_length=128, title="其他特长", description="其他特长、兴趣")
+    ] = ""
+    preferred_post_ids: list[Id] = Field(
+        default=[], max_length=MAX_PREFERRED_POSTS, title="意向岗位"
+    )
+    available_times: list[Skill] = Field(default=[], max_length=5, title="可服务时间")
+    available_note: Annotated[
+        Text, Field(max_length=128, title="服务时间说明", description="可服务时间说明")
+    ] = ""
 
 
 class RegistrationOut(BaseModel):
@@ -79,11 +137,11 @@ class RegistrationOut(BaseModel):
             user_id=registration.user_id,
             community_id=registration.community_id,
             name=registration.name,
-            phone=service.registration_phone(registration),
+            phone=views.registration_phone(registration),
             work_unit=registration.work_unit,
             party_org=registration.party_org,
             party_org_contact=registration.party_org_contact,
-            party_org_phone=service.registration_org_phone(registration),
+            party_org_phone=views.registration_org_phone(registration),
             address=registration.address,
             skills=registration.skills,
             skills_note=registration.skills_note,
@@ -91,7 +149,7 @@ class RegistrationOut(BaseModel):
             available_times=registration.available_times,
             available_note=registration.available_note,
             status=registration.status,
-            status_name=service.status_name(registration.status),
+            status_name=views.status_name(registration.status),
             review_reason=registration.review_reason,
             reviewed_at=registration.reviewed_at,
             approved_at=registration.approved_at,
@@ -105,49 +163,68 @@ class RegistrationPage(BaseModel):
     items: list[RegistrationOut]
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, page: Page[PartyRegistration]) -> RegistrationPage:
+        return cls(items=[RegistrationOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
-class ReviewIn(InModel):
+
+class ReviewIn(PartyIn):
     approve: bool = Field(strict=True)
-    reason: Annotated[Text, Field(max_length=200, description="驳回时必填")] = ""
+    reason: Annotated[Text, Field(max_length=200, title="驳回原因", description="驳回时必填")] = ""
 
 
 # Service hours in minutes after local midnight (420 = 07:00, 1440 = 24:00); QR check-in
 # is accepted from open_from up to, not including, open_until.
 OpenFrom = Annotated[
     int,
-    Field(ge=0, lt=service.MINUTES_PER_DAY, strict=True, description="服务开始（零点起的分钟数）"),
+    Field(
+        ge=0,
+        lt=MINUTES_PER_DAY,
+        strict=True,
+        title="服务开始时间",
+        description="服务开始（零点起的分钟数）",
+    ),
 ]
 OpenUntil = Annotated[
     int,
-    Field(gt=0, le=service.MINUTES_PER_DAY, strict=True, description="服务结束（零点起的分钟数）"),
+    Field(
+        gt=0,
+        le=MINUTES_PER_DAY,
+        strict=True,
+        title="服务结束时间",
+        description="服务结束（零点起的分钟数）",
+    ),
 ]
 
 
-class PostIn(InModel):
-    community_id: OrgId
-    title: Annotated[Text, Field(min_length=1, max_length=64)]
-    description: Annotated[Text, Field(max_length=2000, description="岗位职责")] = ""
-    location: Annotated[Text, Field(max_length=64)] = ""
-    capacity: int = Field(default=1, ge=0, le=service.MAX_CAPACITY, strict=True)
-    term: int = Field(ge=service.MIN_TERM, le=service.MAX_TERM, strict=True, description="年度")
-    skills: list[Annotated[Text, Field(max_length=16)]] = Field(default=[], max_length=12)
+class PostIn(PartyIn):
+    MULTILINE = frozenset({"description"})
+
+    community_id: OrgId = Field(title="社区")
+    title: Annotated[Text, Field(min_length=1, max_length=64, title="岗位名称")]
+    description: Annotated[Text, Field(max_length=2000, title="岗位职责")] = ""
+    location: Annotated[Text, Field(max_length=64, title="服务地点")] = ""
+    capacity: int = Field(default=1, ge=0, le=MAX_CAPACITY, strict=True, title="名额")
+    term: int = Field(ge=MIN_TERM, le=MAX_TERM, strict=True, title="年度", description="年度")
+    skills: list[Skill] = Field(default=[], max_length=MAX_SKILLS, title="所需特长")
     kind: Literal["post", "task"] = Field(
-        default="post", description="post 岗位（可认领，限名额）；task 社区任务（无需认领）"
+        default="post",
+        title="类型",
+        description="post 岗位（可认领，限名额）；task 社区任务（无需认领）",
     )
-    open_from: OpenFrom = service.DEFAULT_OPEN_FROM
-    open_until: OpenUntil = service.DEFAULT_OPEN_UNTIL
-
-    def form(self) -> service.PostForm:
-        return service.PostForm(**self.model_dump())
+    open_from: OpenFrom = DEFAULT_OPEN_FROM
+    open_until: OpenUntil = DEFAULT_OPEN_UNTIL
 
 
-class PostPatch(InModel):
-    title: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
-    description: Annotated[Text, Field(max_length=2000)] | None = None
-    location: Annotated[Text, Field(max_length=64)] | None = None
-    capacity: int | None = Field(default=None, ge=0, le=service.MAX_CAPACITY, strict=True)
-    skills: list[Annotated[Text, Field(max_length=16)]] | None = Field(default=None, max_length=12)
-    status: Literal["active", "closed"] | None = None
+class PostPatch(PartyIn):
+    MULTILINE = frozenset({"description"})
+
+    title: Annotated[Text, Field(min_length=1, max_length=64, title="岗位名称")] | None = None
+    description: Annotated[Text, Field(max_length=2000, title="岗位职责")] | None = None
+    location: Annotated[Text, Field(max_length=64, title="服务地点")] | None = None
+    capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY, strict=True, title="名额")
+    skills: list[Skill] | None = Field(default=None, max_length=MAX_SKILLS, title="所需特长")
+    status: Literal["active", "closed"] | None = Field(default=None, title="状态")
     open_from: OpenFrom | None = None
     open_until: OpenUntil | None = None
 
@@ -173,7 +250,9 @@ class PostOut(BaseModel):
     held_by_me: bool
 
     @classmethod
-    def of(cls, view: service.PostView) -> PostOut:
+    def of(cls, view: PostView | ServicePost) -> PostOut:
+        if isinstance(view, ServicePost):  # as staff see it: no viewer's skills or claims
+            view = PostView(post=view, matched_skills=[], held_by_me=False)
         post = view.post
         return cls(
             id=post.id,
@@ -190,7 +269,7 @@ class PostOut(BaseModel):
             status=post.status,
             open_from=post.open_from,
             open_until=post.open_until,
-            opening_hours=service.opening_hours(post),
+            opening_hours=views.opening_hours(post),
             matched_skills=view.matched_skills,
             suggested=view.suggested,
             held_by_me=view.held_by_me,
@@ -200,6 +279,10 @@ class PostOut(BaseModel):
 class PostPage(BaseModel):
     items: list[PostOut]
     next_cursor: str | None = None
+
+    @classmethod
+    def of(cls, posts: list[PostView], next_cursor: str | None) -> PostPage:
+        return cls(items=[PostOut.of(v) for v in posts], next_cursor=next_cursor)
 
 
 class AssignmentOut(BaseModel):
@@ -216,17 +299,25 @@ class AssignmentOut(BaseModel):
     ended_at: datetime | None
     end_reason: str
 
+    @classmethod
+    def of(cls, assignment: PostAssignment) -> AssignmentOut:
+        return cls.model_validate(assignment)
+
 
 class AssignmentList(BaseModel):
     items: list[AssignmentOut]
 
+    @classmethod
+    def of(cls, assignments: list[PostAssignment]) -> AssignmentList:
+        return cls(items=[AssignmentOut.of(a) for a in assignments])
 
-class AssignIn(InModel):
+
+class AssignIn(PartyIn):
     user_id: Id
 
 
-class RemoveIn(InModel):
-    reason: Annotated[Text, Field(max_length=200)] = ""
+class RemoveIn(PartyIn):
+    reason: Annotated[Text, Field(max_length=200, title="调整原因")] = ""
 
 
 class CheckinCodeOut(BaseModel):
@@ -234,8 +325,12 @@ class CheckinCodeOut(BaseModel):
     expires_at: datetime
     url: str = Field(description="二维码中的签到链接")
 
+    @classmethod
+    def of(cls, code: CheckinCode) -> CheckinCodeOut:
+        return cls(code=code.code, expires_at=code.expires_at, url=code.url)
 
-class CodeIn(InModel):
+
+class CodeIn(PartyIn):
     code: Annotated[Text, Field(min_length=1, max_length=16)]
 
 
@@ -269,6 +364,10 @@ class RecordOut(BaseModel):
     note: str
     created_by_id: int | None
 
+    @classmethod
+    def of(cls, record: ServiceRecord) -> RecordOut:
+        return cls.model_validate(record)
+
 
 class RecordDetailOut(RecordOut):
     audits: list[AuditOut] = []
@@ -285,6 +384,10 @@ class RecordPage(BaseModel):
     items: list[RecordOut]
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, page: Page[ServiceRecord]) -> RecordPage:
+        return cls(items=[RecordOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
 
 class MemberServiceRecordsOut(BaseModel):
     total_minutes: int
@@ -295,24 +398,35 @@ class MemberServiceRecordsOut(BaseModel):
     items: list[RecordOut]
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, mine: MyService) -> MemberServiceRecordsOut:
+        return cls(
+            total_minutes=mine.total_minutes,
+            total_hours=views.hours(mine.total_minutes),
+            term_minutes=mine.term_minutes,
+            term_hours=views.hours(mine.term_minutes),
+            open_record=RecordOut.of(mine.open_record) if mine.open_record else None,
+            items=[RecordOut.of(r) for r in mine.page.items],
+            next_cursor=mine.page.next_cursor,
+        )
 
-class OfflineRecordIn(InModel):
-    user_id: Id
-    community_id: OrgId
-    post_id: Id | None = None
-    task: Annotated[Text, Field(max_length=64, description="未关联岗位时填写服务事项")] = ""
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    note: Annotated[Text, Field(max_length=200)] = ""
 
-    def form(self) -> service.OfflineRecordForm:
-        return service.OfflineRecordForm(**self.model_dump())
+class OfflineRecordIn(PartyIn):
+    user_id: Id = Field(title="党员")
+    community_id: OrgId = Field(title="社区")
+    post_id: Id | None = Field(default=None, title="岗位")
+    task: Annotated[
+        Text, Field(max_length=64, title="服务事项", description="未关联岗位时填写服务事项")
+    ] = ""
+    started_at: AwareDatetime = Field(title="开始时间")
+    ended_at: AwareDatetime = Field(title="结束时间")
+    note: Annotated[Text, Field(max_length=200, title="备注")] = ""
 
 
-class CorrectionIn(InModel):
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    reason: Annotated[Text, Field(min_length=1, max_length=200)]
+class CorrectionIn(PartyIn):
+    started_at: AwareDatetime = Field(title="开始时间")
+    ended_at: AwareDatetime = Field(title="结束时间")
+    reason: Annotated[Text, Field(min_length=1, max_length=200, title="更正原因")]
 
 
 class HoursRowOut(BaseModel):
@@ -329,6 +443,15 @@ class HoursOut(BaseModel):
     start_date: date
     end_date: date
     items: list[HoursRowOut]
+
+    @classmethod
+    def of(cls, group_by: str, start: date, end: date, rows: list[HoursRow]) -> HoursOut:
+        return cls(
+            group_by=group_by,
+            start_date=start,
+            end_date=end,
+            items=[HoursRowOut.model_validate(r) for r in rows],
+        )
 
 
 class MemberRowOut(BaseModel):
@@ -373,6 +496,6 @@ class ReportOut(BaseModel):
     units: list[UnitRowOut]
     members: list[MemberRowOut]
 
-
-def assignment_out(assignment: PostAssignment) -> AssignmentOut:
-    return AssignmentOut.model_validate(assignment)
+    @classmethod
+    def of(cls, report: PartyReport) -> ReportOut:
+        return cls.model_validate(report)

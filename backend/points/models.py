@@ -2,7 +2,7 @@
 
 Every number that a rule protects (a balance, a batch's remainder, a cap tally, a reward's
 stock, a user's live redemptions of a reward) is changed only by guarded statements in
-backend.points.service and backend.points.rewards.
+backend.points.ledger, backend.points.rules and backend.points.rewards.
 """
 
 from datetime import datetime

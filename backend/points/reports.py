@@ -6,57 +6,31 @@ resident who moves takes their new points to the new community and leaves the ol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from datetime import date, timedelta
 
 from tortoise.functions import Sum
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from backend.core.clock import clock
+from backend.core.clock import local_midnight, local_today
 from backend.core.errors import Invalid, NotFound
 from backend.core.security import decrypt_field, mask_phone
 from backend.core.text import check_date
 from backend.core.xlsx import Spreadsheet
 from backend.orgs.models import Community, Unit
-from backend.points import service as points_service
+from backend.points import ledger
 from backend.points.models import PointsLedgerEntry, PointsPreference
-
-Period = Literal["month", "year"]
+from backend.points.views import Leaderboard, LeaderRow, Period
 
 # Spending, refunds of spending and expiry move balances but are not points earned.
 NOT_EARNED = (
-    points_service.SOURCE_REWARD,
-    points_service.SOURCE_REFUND,
-    points_service.SOURCE_EXPIRY,
+    ledger.SOURCE_REWARD,
+    ledger.SOURCE_REFUND,
+    ledger.SOURCE_EXPIRY,
 )
 ANONYMOUS = "匿名邻居"
 MAX_EXPORT_DAYS = 366
 EXPORT_PAGE = 2000
-
-
-@dataclass(frozen=True)
-class LeaderRow:
-    rank: int
-    name: str
-    points: int
-    is_me: bool
-
-
-@dataclass
-class Leaderboard:
-    """Who earned the most points in a community or unit over a month or a year."""
-
-    scope: Literal["community", "unit"]
-    scope_id: int
-    scope_name: str
-    period: Period
-    start_date: date
-    end_date: date  # the last day included
-    rows: list[LeaderRow]
-    my_points: int
-    opted_in: bool
 
 
 def period_bounds(period: Period, on_date: date) -> tuple[date, date]:
@@ -65,12 +39,6 @@ def period_bounds(period: Period, on_date: date) -> tuple[date, date]:
         return date(on_date.year, 1, 1), date(on_date.year + 1, 1, 1)
     start = on_date.replace(day=1)
     return start, (start + timedelta(days=32)).replace(day=1)
-
-
-def _utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=points_service.local_zone()).astimezone(
-        UTC
-    )
 
 
 async def get_leaderboard(
@@ -100,10 +68,9 @@ async def get_leaderboard(
             raise NotFound("社区不存在")
         scope, scope_id, scope_name = "community", community.id, community.name
     check_date(on_date, field="date")
-    today = clock.now().astimezone(points_service.local_zone()).date()
-    start, end = period_bounds(period, on_date or today)
+    start, end = period_bounds(period, on_date or local_today())
     earned = PointsLedgerEntry.filter(
-        created_at__gte=_utc(start), created_at__lt=_utc(end), delta__gt=0
+        created_at__gte=local_midnight(start), created_at__lt=local_midnight(end), delta__gt=0
     ).exclude(source_type__in=NOT_EARNED)
     earned = earned.filter(
         **({"unit_id": scope_id} if scope == "unit" else {"community_id": scope_id})
@@ -133,7 +100,7 @@ async def get_leaderboard(
         .annotate(total=Sum("delta"))
         .values_list("total", flat=True)
     )
-    preference = await points_service.get_preferences(user_id=viewer.id)
+    preference = await ledger.get_preferences(user_id=viewer.id)
     return Leaderboard(
         scope=scope,
         scope_id=scope_id,
@@ -162,13 +129,13 @@ KIND_NAMES = {
 
 def entry_kind(source_type: str, delta: int) -> str:
     """How a ledger row counts in the export's summary."""
-    if source_type == points_service.SOURCE_ADJUSTMENT:
+    if source_type == ledger.SOURCE_ADJUSTMENT:
         return "adjust_up" if delta > 0 else "adjust_down"
-    if source_type == points_service.SOURCE_REWARD:
+    if source_type == ledger.SOURCE_REWARD:
         return "spent"
-    if source_type == points_service.SOURCE_REFUND:
+    if source_type == ledger.SOURCE_REFUND:
         return "refund"
-    if source_type == points_service.SOURCE_EXPIRY:
+    if source_type == ledger.SOURCE_EXPIRY:
         return "expired"
     return "earned" if delta >= 0 else "other"
 
@@ -211,8 +178,8 @@ async def export_ledger(
     people: dict[int, tuple[str, str]] = {}
     query = PointsLedgerEntry.filter(
         community_id=community_id,
-        created_at__gte=_utc(start_date),
-        created_at__lt=_utc(end_date + timedelta(days=1)),
+        created_at__gte=local_midnight(start_date),
+        created_at__lt=local_midnight(end_date + timedelta(days=1)),
     )
     last_id = 0
     while True:

@@ -36,8 +36,7 @@ from backend.core.outbox import enqueue
 from backend.core.pagination import Page, PageRequest, paginate
 from backend.core.text import MOMENT_MESSAGE, clean_text, moment_in_window
 from backend.orgs.models import Community
-from backend.points import service as points_service
-from backend.points import unguarded
+from backend.points import ledger
 from backend.points.exceptions import LimitReached, NotOnSale, OutOfStock
 from backend.points.models import (
     PointsLedgerEntry,
@@ -46,6 +45,8 @@ from backend.points.models import (
     RewardHolding,
     RewardPicture,
 )
+from backend.points.schemas import REASON_MAX, REASON_MIN, TEXT_LIMITS, RewardIn, RewardPatch
+from backend.points.views import is_on_sale
 
 log = logging.getLogger("linli.points.rewards")
 
@@ -62,8 +63,6 @@ MAX_COST = 100_000
 MAX_STOCK = 100_000
 MAX_PER_USER = 100
 BATCH_SIZE = 200
-VERIFY_PATH = "/h5/points/staff/verify"
-PICTURE_PATH = "/api/v1/rewards/{reward_id}/picture"
 
 
 _CLOSED = {
@@ -83,25 +82,15 @@ def _closed_error(redemption: Redemption) -> Conflict:
 # --- rewards ---
 
 
-def is_on_sale(reward: Reward, now: datetime | None = None) -> bool:
-    """Whether the reward can be redeemed now (active and inside its sale window)."""
-    now = now or clock.now()
-    return (
-        reward.active
-        and (reward.on_sale_from is None or reward.on_sale_from <= now)
-        and (reward.on_sale_until is None or now < reward.on_sale_until)
-    )
-
-
-def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+def _clean_reward_values(values: dict[str, Any]) -> dict[str, Any]:
     """Trimmed values, or Invalid with a Chinese reason per field."""
     errors: dict[str, str] = {}
     clean = dict(values)
-    for field, limit, label in (
-        ("title", 40, "礼品名称"),
-        ("description", 1000, "介绍"),
-        ("pickup_place", 100, "领取地点"),
-        ("image_url", 500, "图片地址"),
+    for field, label in (
+        ("title", "礼品名称"),
+        ("description", "介绍"),
+        ("pickup_place", "领取地点"),
+        ("image_url", "图片地址"),
     ):
         if field in clean:
             try:
@@ -110,7 +99,7 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
                     field=field,
                     label=label,
                     min_length=1 if field == "title" else 0,
-                    max_length=limit,
+                    max_length=TEXT_LIMITS[field],
                     multiline=field == "description",
                 )
             except Invalid as exc:
@@ -129,10 +118,6 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
         value = clean.get(field)
         if value is not None and not low <= value <= high:
             errors[field] = f"{label}须在 {low}–{high} 之间"
-    if creating:
-        for field, label in (("cost", "所需积分"), ("stock", "库存")):
-            if clean.get(field) is None:
-                errors[field] = f"请填写{label}"
     for field in ("on_sale_from", "on_sale_until"):
         moment = clean.get(field)
         if moment is not None:
@@ -150,46 +135,23 @@ def _clean_reward_values(values: dict[str, Any], *, creating: bool) -> dict[str,
     return clean
 
 
-async def create_reward(
-    *,
-    actor: User,
-    community_id: int,
-    title: str,
-    cost: int,
-    stock: int,
-    per_user_limit: int | None = None,
-    description: str = "",
-    image_url: str = "",
-    on_sale_from: datetime | None = None,
-    on_sale_until: datetime | None = None,
-    pickup_place: str = "",
-    pickup_days: int | None = None,
-    picture: bytes | None = None,
-) -> Reward:
+async def create_reward(*, actor: User, data: RewardIn, picture: bytes | None = None) -> Reward:
     """A new reward of a community (with its picture, if given), put up by its staff (or a
     street admin); with anything invalid nothing is written."""
-    if not await Community.exists(id=community_id):
+    if not await Community.exists(id=data.community_id):
         raise Invalid(fields={"community_id": "社区不存在"})
-    await accounts_service.require_staff_of(actor, community_id)
+    await accounts_service.require_staff_of(actor, data.community_id)
     values = _clean_reward_values(
-        {
-            "title": title,
-            "cost": cost,
-            "stock": stock,
-            "per_user_limit": 1 if per_user_limit is None else per_user_limit,
-            "description": description,
-            "image_url": image_url,
-            "on_sale_from": on_sale_from,
-            "on_sale_until": on_sale_until,
-            "pickup_place": pickup_place,
-            "pickup_days": pickup_days or get_settings().points_pickup_days,
-        },
-        creating=True,
+        data.model_dump(exclude={"community_id"})
+        | {"pickup_days": data.pickup_days or get_settings().points_pickup_days}
     )
     picture_type = _picture_type(picture)
     async with in_transaction():
         reward = await Reward.create(
-            community_id=community_id, created_by_id=actor.id, created_at=clock.now(), **values
+            community_id=data.community_id,
+            created_by_id=actor.id,
+            created_at=clock.now(),
+            **values,
         )
         if picture is not None:
             await _store_picture(reward.id, picture_type, picture)
@@ -197,36 +159,19 @@ async def create_reward(
     return await get_reward(reward_id=reward.id)
 
 
-EDITABLE = (
-    "title",
-    "description",
-    "image_url",
-    "cost",
-    "per_user_limit",
-    "on_sale_from",
-    "on_sale_until",
-    "pickup_place",
-    "pickup_days",
-    "active",
-)
-
-
 async def update_reward(
-    *, actor: User, reward_id: int, changes: dict[str, Any], picture: bytes | None = None
+    *, actor: User, reward_id: int, data: RewardPatch, picture: bytes | None = None
 ) -> Reward:
-    """Change a reward's details (not its stock) and, if given, replace its picture, all or
-    nothing: redemptions made keep the cost they paid."""
+    """Change a reward's details (the fields set in `data`, not its stock) and, if given,
+    replace its picture, all or nothing: redemptions made keep the cost they paid."""
     reward = await _reward(reward_id)
     await accounts_service.require_staff_of(actor, reward.community_id)
-    unknown = set(changes) - set(EDITABLE)
-    if unknown:
-        raise Invalid(fields={name: "不能修改" for name in sorted(unknown)})
-    values = _clean_reward_values(changes, creating=False)
+    values = _clean_reward_values(data.model_dump(exclude_unset=True))
     window = {
         "on_sale_from": values.get("on_sale_from", reward.on_sale_from),
         "on_sale_until": values.get("on_sale_until", reward.on_sale_until),
     }
-    _clean_reward_values(window, creating=False)
+    _clean_reward_values(window)
     for field in ("title", "cost", "per_user_limit", "pickup_days", "active"):
         if field in values and values[field] is None:
             raise Invalid(fields={field: "不能为空"})
@@ -312,20 +257,6 @@ async def _with_pictures(rewards: list[Reward]) -> None:
         reward.picture_at = changed.get(reward.id)
 
 
-def picture_version(picture_at: datetime) -> str:
-    """What names one upload of a picture in its address (a new upload, a new address)."""
-    return str(int(picture_at.timestamp() * 1000))
-
-
-def image_url(reward: Reward) -> str:
-    """The picture a reader is shown: the uploaded one on this site, else the external
-    https:// address staff gave (for the mini-program), else ""."""
-    if reward.picture_at is None:
-        return reward.image_url
-    path = PICTURE_PATH.format(reward_id=reward.id)
-    return f"{path}?v={picture_version(reward.picture_at)}"
-
-
 def _picture_type(content: bytes | None) -> str:
     """The content type of an acceptable picture ("" for none), or Invalid."""
     if content is None:
@@ -348,7 +279,9 @@ async def _store_picture(reward_id: int, content_type: str, content: bytes) -> N
 async def set_picture(*, actor: User, reward_id: int, content: bytes) -> Reward:
     """Show this JPG, PNG or WebP for the reward from now on, replacing any earlier one;
     a file that is not such a picture (or too big) is refused with nothing written."""
-    return await update_reward(actor=actor, reward_id=reward_id, changes={}, picture=content)
+    return await update_reward(
+        actor=actor, reward_id=reward_id, data=RewardPatch(), picture=content
+    )
 
 
 async def remove_picture(*, actor: User, reward_id: int) -> Reward:
@@ -376,7 +309,8 @@ def _new_code() -> str:
     return str(secrets.randbelow(10**PICKUP_CODE_DIGITS)).zfill(PICKUP_CODE_DIGITS)
 
 
-async def _new_redemption(reward: Reward, user_id: int, now: datetime) -> Redemption:
+async def new_redemption(reward: Reward, user_id: int, now: datetime) -> Redemption:
+    """A waiting redemption with a fresh pickup code, in the caller's transaction."""
     for _ in range(CODE_ATTEMPTS):
         try:
             async with in_transaction():  # a savepoint: a code collision retries cleanly
@@ -395,7 +329,7 @@ async def _new_redemption(reward: Reward, user_id: int, now: datetime) -> Redemp
     raise Conflict("系统繁忙，请稍后再试", code="busy")
 
 
-def _spend_reason(reward: Reward) -> str:
+def spend_reason(reward: Reward) -> str:
     return f"兑换「{reward.title}」"
 
 
@@ -414,21 +348,22 @@ async def _notify_ready(redemption: Redemption, reward: Reward) -> None:
     )
 
 
-async def redeem_reward(*, user: User, reward_id: int) -> Redemption:
-    """Take the points, one unit of stock and one of the user's allowance together, or none
-    of them: the redemption waits for pickup with a fresh code, and the user is told."""
+async def redeemable(*, reward_id: int, now: datetime) -> Reward:
+    """The reward if it can be redeemed at `now`; NotOnSale or OutOfStock otherwise."""
     reward = await _reward(reward_id)
-    now = clock.now()
     if not is_on_sale(reward, now):
         raise NotOnSale()
     if reward.stock <= 0:
-        raise OutOfStock()  # the quick answer: the guarded UPDATE below is what decides
-    if unguarded.enabled():
-        redemption = await unguarded.redeem(
-            reward=reward, user_id=user.id, now=now, create=_new_redemption, reason=_spend_reason
-        )
-    else:
-        redemption = await _redeem(reward=reward, user_id=user.id, now=now)
+        raise OutOfStock()  # the quick answer: the guarded UPDATE of the redemption decides
+    return reward
+
+
+async def redeem_reward(*, user: User, reward_id: int) -> Redemption:
+    """Take the points, one unit of stock and one of the user's allowance together, or none
+    of them: the redemption waits for pickup with a fresh code, and the user is told."""
+    now = clock.now()
+    reward = await redeemable(reward_id=reward_id, now=now)
+    redemption = await _redeem(reward=reward, user_id=user.id, now=now)
     redemption.reward = reward
     return redemption
 
@@ -443,13 +378,13 @@ async def _redeem(*, reward: Reward, user_id: int, now: datetime) -> Redemption:
         ).update(count=F("count") + 1)
         if not held:
             raise LimitReached(f"每人限兑 {reward.per_user_limit} 份，您已达到上限")
-        redemption = await _new_redemption(reward, user_id, now)
-        await points_service.spend_in_tx(
+        redemption = await new_redemption(reward, user_id, now)
+        await ledger.spend_in_tx(
             user_id=user_id,
             amount=reward.cost,
-            source_type=points_service.SOURCE_REWARD,
+            source_type=ledger.SOURCE_REWARD,
             source_id=str(redemption.id),
-            reason=_spend_reason(reward),
+            reason=spend_reason(reward),
         )
         if not await Reward.filter(id=reward.id, stock__gte=1).update(stock=F("stock") - 1):
             raise OutOfStock()
@@ -522,15 +457,15 @@ async def _close(
         ).update(count=F("count") - 1)
         spent = await PointsLedgerEntry.get_or_none(
             user_id=redemption.user_id,
-            source_type=points_service.SOURCE_REWARD,
+            source_type=ledger.SOURCE_REWARD,
             source_id=str(redemption.id),
         )
         title = await Reward.get(id=redemption.reward_id).values_list("title", flat=True)
         what = "已取消" if status == CANCELLED else "已过期"
         if spent is not None:
-            await points_service.refund_in_tx(
+            await ledger.refund_in_tx(
                 spent=spent,
-                source_type=points_service.SOURCE_REFUND,
+                source_type=ledger.SOURCE_REFUND,
                 reason=f"兑换「{title}」{what}，退还积分",
                 actor_id=actor_id,
             )
@@ -555,7 +490,9 @@ async def cancel_redemption(*, actor: User, redemption_id: int, reason: str) -> 
     """Staff cancel a waiting redemption: points, stock and allowance all come back, once."""
     redemption = await _get_redemption(redemption_id)
     await accounts_service.require_staff_of(actor, redemption.community_id)
-    reason = clean_text(reason, field="reason", label="取消原因", min_length=2, max_length=200)
+    reason = clean_text(
+        reason, field="reason", label="取消原因", min_length=REASON_MIN, max_length=REASON_MAX
+    )
     result = await _close(redemption, status=CANCELLED, actor_id=actor.id, reason=reason)
     log.info("redemption %s cancelled by user %s", redemption.id, actor.id)
     return result
@@ -660,9 +597,3 @@ async def list_redemptions(
     result = await paginate(query, page, descending=True)
     await Redemption.fetch_for_list(result.items, "reward", "user")
     return result
-
-
-def pickup_url(redemption: Redemption) -> str:
-    """What the QR code of a pickup code holds: the 核销 page, with the code filled in."""
-    base = get_settings().public_base_url.rstrip("/")
-    return f"{base}{VERIFY_PATH}?code={redemption.pickup_code}"

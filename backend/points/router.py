@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Header, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from backend.accounts.deps import CurrentUser, StaffUser, StreetAdmin
 from backend.core import images, xlsx
+from backend.core import unguarded as unguarded_switch
 from backend.core.errors import error_schema, responses
-from backend.core.idempotency import idempotent
+from backend.core.idempotency import Idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
-from backend.core.security import mask_name
 from backend.core.text import BoundedDate
-from backend.points import reports, rewards, service, unguarded
-from backend.points.models import Redemption, Reward
+from backend.points import adjustments, ledger, reports, rewards, rules, unguarded
 from backend.points.schemas import (
     AdjustmentIn,
     CancelIn,
-    EventRulesOut,
-    ExpiringOut,
     LeaderboardOut,
     LedgerEntryOut,
     PointsOut,
@@ -41,12 +38,10 @@ from backend.points.schemas import (
     StockChangeIn,
     VerifyIn,
 )
+from backend.points.views import picture_version
 
 router = APIRouter(tags=["points"])
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
-]
 RewardId = Annotated[int, Path(ge=1, le=MAX_ID)]
 RedemptionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="社区")]
@@ -54,44 +49,6 @@ CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="�
 # address); any other request for it may be a little stale.
 PICTURE_CACHE_VERSIONED = "public, max-age=31536000, immutable"
 PICTURE_CACHE_LATEST = "public, max-age=300"
-
-
-def reward_out(reward: Reward) -> RewardOut:
-    """The API view of a reward read through backend.points.rewards (its picture known)."""
-    computed = ("on_sale", "image_url")
-    stored = {
-        name: getattr(reward, name) for name in RewardOut.model_fields if name not in computed
-    }
-    return RewardOut(
-        **stored, image_url=rewards.image_url(reward), on_sale=rewards.is_on_sale(reward)
-    )
-
-
-def staff_redemption_out(redemption: Redemption) -> StaffRedemptionOut:
-    """The staff's view of a redemption whose reward is loaded: no pickup code."""
-    return StaffRedemptionOut(
-        id=redemption.id,
-        reward_id=redemption.reward_id,
-        reward_title=redemption.reward.title,
-        community_id=redemption.community_id,
-        user_id=redemption.user_id,
-        cost=redemption.cost,
-        status=redemption.status,
-        created_at=redemption.created_at,
-        expires_at=redemption.expires_at,
-        fulfilled_at=redemption.fulfilled_at,
-        closed_at=redemption.closed_at,
-        close_reason=redemption.close_reason,
-    )
-
-
-def redemption_out(redemption: Redemption) -> RedemptionOut:
-    """The holder's own view of a redemption whose reward is loaded, with its pickup code."""
-    return RedemptionOut(
-        **staff_redemption_out(redemption).model_dump(),
-        pickup_code=redemption.pickup_code,
-        pickup_url=rewards.pickup_url(redemption),
-    )
 
 
 # --- the caller's points ---
@@ -104,13 +61,7 @@ def redemption_out(redemption: Redemption) -> RedemptionOut:
     responses=responses(401, 422, 429),
 )
 async def get_my_points(user: CurrentUser, page: PageParams) -> PointsOut:
-    statement = await service.get_statement(user_id=user.id, page=page)
-    return PointsOut(
-        balance=statement.balance,
-        expiring=[ExpiringOut.model_validate(e) for e in statement.expiring],
-        items=[LedgerEntryOut.model_validate(e) for e in statement.page.items],
-        next_cursor=statement.page.next_cursor,
-    )
+    return PointsOut.of(await ledger.get_statement(user_id=user.id, page=page))
 
 
 @router.get(
@@ -120,7 +71,7 @@ async def get_my_points(user: CurrentUser, page: PageParams) -> PointsOut:
     responses=responses(401, 422, 429),
 )
 async def get_my_preferences(user: CurrentUser) -> PreferencesOut:
-    return PreferencesOut.model_validate(await service.get_preferences(user_id=user.id))
+    return PreferencesOut.model_validate(await ledger.get_preferences(user_id=user.id))
 
 
 @router.put(
@@ -130,7 +81,7 @@ async def get_my_preferences(user: CurrentUser) -> PreferencesOut:
     responses=responses(401, 422, 429),
 )
 async def put_my_preferences(body: PreferencesIn, user: CurrentUser) -> PreferencesOut:
-    preference = await service.set_leaderboard_opt_in(
+    preference = await ledger.set_leaderboard_opt_in(
         user_id=user.id, opt_in=body.leaderboard_opt_in
     )
     return PreferencesOut.model_validate(preference)
@@ -146,22 +97,14 @@ async def put_my_preferences(body: PreferencesIn, user: CurrentUser) -> Preferen
     summary="手工调整积分（该用户所在社区的工作人员或街道管理员）",
     responses=responses(401, 403, 404, 409, 422, 429),
 )
-async def create_adjustment(
-    body: AdjustmentIn, actor: StaffUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def create_adjustment(body: AdjustmentIn, actor: StaffUser, once: Idempotent) -> JSONResponse:
     async def adjust() -> LedgerEntryOut:
-        entry = await service.adjust_points(
-            actor=actor, user_id=body.user_id, delta=body.delta, reason=body.reason
+        return LedgerEntryOut.model_validate(
+            await adjustments.adjust_points(actor=actor, data=body)
         )
-        return LedgerEntryOut.model_validate(entry)
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=actor.id,
-        endpoint="POST /api/v1/points/adjustments",
-        payload=body.model_dump(),
-        status_code=201,
-        action=adjust,
+    return await once.run(
+        user_id=actor.id, payload=body.model_dump(), status_code=201, action=adjust
     )
 
 
@@ -177,10 +120,7 @@ async def create_adjustment(
     },
 )
 async def lookup_resident(body: ResidentLookupIn, actor: StaffUser) -> ResidentOut:
-    user = await service.find_resident(actor=actor, query=body.query)
-    return ResidentOut(
-        user_id=user.id, name=mask_name(user.nickname), community_id=user.community_id
-    )
+    return ResidentOut.of(await adjustments.find_resident(actor=actor, query=body.query))
 
 
 @router.get(
@@ -192,23 +132,11 @@ async def lookup_resident(body: ResidentLookupIn, actor: StaffUser) -> ResidentO
 async def list_adjustments(
     actor: StaffUser, page: PageParams, community_id: CommunityQuery = None
 ) -> PageOut[LedgerEntryOut]:
-    result = await service.list_adjustments(actor=actor, community_id=community_id, page=page)
-    return PageOut[LedgerEntryOut].model_validate(result)
+    result = await adjustments.list_adjustments(actor=actor, community_id=community_id, page=page)
+    return LedgerEntryOut.page(result)
 
 
 # --- earning rules ---
-
-
-def _rule_out(terms: service.RuleTerms) -> RuleOut:
-    return RuleOut(
-        id=terms.rule_id,
-        event_type=terms.event_type,
-        points=terms.points,
-        multiplier_percent=terms.multiplier_percent,
-        daily_cap=terms.daily_cap,
-        monthly_cap=terms.monthly_cap,
-        effective_from=terms.effective_from,
-    )
 
 
 @router.get(
@@ -218,19 +146,7 @@ def _rule_out(terms: service.RuleTerms) -> RuleOut:
     responses=responses(422, 429),
 )
 async def list_rules() -> RulesOut:
-    return RulesOut(
-        items=[
-            EventRulesOut(
-                event_type=r.event.key,
-                label=r.event.label,
-                unit=r.event.unit,
-                current=_rule_out(r.current),
-                upcoming=[RuleOut.model_validate(v) for v in r.upcoming],
-                history=[RuleOut.model_validate(v) for v in r.history],
-            )
-            for r in await service.list_rules()
-        ]
-    )
+    return RulesOut.of(await rules.list_rules())
 
 
 @router.post(
@@ -241,8 +157,7 @@ async def list_rules() -> RulesOut:
     responses=responses(401, 403, 409, 422, 429),
 )
 async def create_rule(body: RuleIn, actor: StreetAdmin) -> RuleOut:
-    rule = await service.create_rule(actor=actor, **body.model_dump())
-    return RuleOut.model_validate(rule)
+    return RuleOut.of(await rules.create_rule(actor=actor, data=body))
 
 
 @router.delete(
@@ -254,7 +169,7 @@ async def create_rule(body: RuleIn, actor: StreetAdmin) -> RuleOut:
 async def withdraw_rule(
     rule_id: Annotated[int, Path(ge=1, le=MAX_ID)], actor: StreetAdmin
 ) -> Response:
-    await service.withdraw_rule(actor=actor, rule_id=rule_id)
+    await rules.withdraw_rule(actor=actor, rule_id=rule_id)
     return Response(status_code=204)
 
 
@@ -285,7 +200,7 @@ async def get_leaderboard(
         on_date=on_date,
         limit=limit,
     )
-    return LeaderboardOut.model_validate(board)
+    return LeaderboardOut.of(board)
 
 
 @router.get(
@@ -320,8 +235,7 @@ async def export_points(
     responses=responses(401, 403, 422, 429),
 )
 async def create_reward(body: RewardIn, actor: StaffUser) -> RewardOut:
-    reward = await rewards.create_reward(actor=actor, **body.model_dump())
-    return reward_out(reward)
+    return RewardOut.of(await rewards.create_reward(actor=actor, data=body))
 
 
 @router.get(
@@ -336,9 +250,7 @@ async def list_rewards(
     on_sale: Annotated[bool, Query(description="只看现在能兑换的")] = False,
 ) -> PageOut[RewardOut]:
     result = await rewards.list_rewards(page=page, community_id=community_id, on_sale=on_sale)
-    return PageOut[RewardOut](
-        items=[reward_out(r) for r in result.items], next_cursor=result.next_cursor
-    )
+    return RewardOut.page(result)
 
 
 @router.get(
@@ -348,7 +260,7 @@ async def list_rewards(
     responses=responses(404, 422, 429),
 )
 async def get_reward(reward_id: RewardId) -> RewardOut:
-    return reward_out(await rewards.get_reward(reward_id=reward_id))
+    return RewardOut.of(await rewards.get_reward(reward_id=reward_id))
 
 
 @router.patch(
@@ -358,9 +270,7 @@ async def get_reward(reward_id: RewardId) -> RewardOut:
     responses=responses(401, 403, 404, 422, 429),
 )
 async def update_reward(reward_id: RewardId, body: RewardPatch, actor: StaffUser) -> RewardOut:
-    changes = body.model_dump(exclude_unset=True)
-    reward = await rewards.update_reward(actor=actor, reward_id=reward_id, changes=changes)
-    return reward_out(reward)
+    return RewardOut.of(await rewards.update_reward(actor=actor, reward_id=reward_id, data=body))
 
 
 @router.put(
@@ -376,8 +286,9 @@ async def put_reward_picture(
 ) -> RewardOut:
     # One byte over the limit is enough for the service to refuse it.
     content = await picture.read(images.MAX_IMAGE_BYTES + 1)
-    reward = await rewards.set_picture(actor=actor, reward_id=reward_id, content=content)
-    return reward_out(reward)
+    return RewardOut.of(
+        await rewards.set_picture(actor=actor, reward_id=reward_id, content=content)
+    )
 
 
 @router.delete(
@@ -387,7 +298,7 @@ async def put_reward_picture(
     responses=responses(401, 403, 404, 422, 429),
 )
 async def delete_reward_picture(reward_id: RewardId, actor: StaffUser) -> RewardOut:
-    return reward_out(await rewards.remove_picture(actor=actor, reward_id=reward_id))
+    return RewardOut.of(await rewards.remove_picture(actor=actor, reward_id=reward_id))
 
 
 @router.get(
@@ -404,7 +315,7 @@ async def get_reward_picture(
     v: Annotated[str | None, Query(max_length=32, description="版本号（image_url 中带有）")] = None,
 ) -> Response:
     picture = await rewards.get_picture(reward_id=reward_id)
-    versioned = v == rewards.picture_version(picture.updated_at)
+    versioned = v == picture_version(picture.updated_at)
     return Response(
         picture.content,
         media_type=picture.content_type,
@@ -422,8 +333,9 @@ async def get_reward_picture(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def change_stock(reward_id: RewardId, body: StockChangeIn, actor: StaffUser) -> RewardOut:
-    reward = await rewards.change_stock(actor=actor, reward_id=reward_id, delta=body.delta)
-    return reward_out(reward)
+    return RewardOut.of(
+        await rewards.change_stock(actor=actor, reward_id=reward_id, delta=body.delta)
+    )
 
 
 @router.post(
@@ -433,20 +345,16 @@ async def change_stock(reward_id: RewardId, body: StockChangeIn, actor: StaffUse
     summary="兑换礼品：扣积分、减库存、计入每人限兑，得到领取码",
     responses=responses(401, 404, 409, 422, 429),
 )
-async def redeem_reward(
-    reward_id: RewardId, user: CurrentUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
-    async def redeem() -> RedemptionOut:
-        return redemption_out(await rewards.redeem_reward(user=user, reward_id=reward_id))
+async def redeem_reward(reward_id: RewardId, user: CurrentUser, once: Idempotent) -> JSONResponse:
+    if unguarded_switch.enabled("redeem"):
+        # TEST ONLY: the race tests' control case, the key and the redemption unguarded.
+        return await unguarded.redeem_request(once=once, user=user, reward_id=reward_id)
 
-    run_once = unguarded.idempotent if unguarded.enabled() else idempotent
-    return await run_once(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/rewards/{reward_id}/redeem",
-        payload={"reward_id": reward_id},
-        status_code=201,
-        action=redeem,
+    async def redeem() -> RedemptionOut:
+        return RedemptionOut.of(await rewards.redeem_reward(user=user, reward_id=reward_id))
+
+    return await once.run(
+        user_id=user.id, payload={"reward_id": reward_id}, status_code=201, action=redeem
     )
 
 
@@ -461,9 +369,7 @@ async def redeem_reward(
 )
 async def list_my_redemptions(user: CurrentUser, page: PageParams) -> PageOut[RedemptionOut]:
     result = await rewards.list_my_redemptions(user=user, page=page)
-    return PageOut[RedemptionOut](
-        items=[redemption_out(r) for r in result.items], next_cursor=result.next_cursor
-    )
+    return RedemptionOut.page(result)
 
 
 @router.get(
@@ -481,9 +387,7 @@ async def list_redemptions(
     result = await rewards.list_redemptions(
         actor=actor, community_id=community_id, status=status, page=page
     )
-    return PageOut[StaffRedemptionOut](
-        items=[staff_redemption_out(r) for r in result.items], next_cursor=result.next_cursor
-    )
+    return StaffRedemptionOut.page(result)
 
 
 @router.post(
@@ -494,7 +398,7 @@ async def list_redemptions(
     responses=responses(401, 403, 404, 422, 429),
 )
 async def look_up_redemption(body: VerifyIn, actor: StaffUser) -> StaffRedemptionOut:
-    return staff_redemption_out(
+    return StaffRedemptionOut.of(
         await rewards.find_by_code(actor=actor, pickup_code=body.pickup_code)
     )
 
@@ -510,8 +414,8 @@ async def get_redemption(
 ) -> RedemptionOut | StaffRedemptionOut:
     redemption = await rewards.get_redemption(viewer=user, redemption_id=redemption_id)
     if redemption.user_id == user.id:
-        return redemption_out(redemption)
-    return staff_redemption_out(redemption)
+        return RedemptionOut.of(redemption)
+    return StaffRedemptionOut.of(redemption)
 
 
 @router.post(
@@ -521,7 +425,7 @@ async def get_redemption(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def verify_redemption(body: VerifyIn, actor: StaffUser) -> StaffRedemptionOut:
-    return staff_redemption_out(
+    return StaffRedemptionOut.of(
         await rewards.verify_redemption(actor=actor, pickup_code=body.pickup_code)
     )
 
@@ -538,4 +442,4 @@ async def cancel_redemption(
     redemption = await rewards.cancel_redemption(
         actor=actor, redemption_id=redemption_id, reason=body.reason
     )
-    return staff_redemption_out(redemption)
+    return StaffRedemptionOut.of(redemption)

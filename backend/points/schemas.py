@@ -1,3 +1,5 @@
+"""The points API's bodies (`*In`, also built by the H5 forms) and answers (`*Out.of()`)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -5,15 +7,33 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from backend.core.ids import MAX_ID, MAX_ORG_ID
+from backend.accounts.models import User
+from backend.core.ids import INT32, MAX_ID, MAX_ORG_ID
+from backend.core.pagination import OutModel
+from backend.core.security import mask_name
 from backend.core.text import InModel
+from backend.points.models import EarningRule, Redemption, Reward
+from backend.points.views import (
+    EventRules,
+    Leaderboard,
+    PointsStatement,
+    RuleTerms,
+    image_url,
+    is_on_sale,
+    pickup_url,
+)
 
-MAX_ADJUSTMENT = 10000
-# Every integer the API accepts fits the 32-bit columns it lands in.
-INT32 = 2**31 - 1
+MAX_ADJUSTMENT = 10_000
+# Text limits, here once: the models below bound what arrives, and the services, which
+# strip text before they count it, name the same numbers.
+REASON_MIN, REASON_MAX = 2, 200
+NOTE_MAX = 200
+TEXT_LIMITS = {"title": 40, "description": 1000, "pickup_place": 100, "image_url": 500}
+# Text whose surrounding blanks are not part of it (the limits count what is left).
+Stripped = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 
-class LedgerEntryOut(BaseModel):
+class LedgerEntryOut(OutModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -46,16 +66,26 @@ class PointsOut(BaseModel):
     items: list[LedgerEntryOut] = Field(description="积分明细，最新的在前")
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, statement: PointsStatement) -> PointsOut:
+        return cls(
+            balance=statement.balance,
+            expiring=[ExpiringOut.model_validate(e) for e in statement.expiring],
+            items=[LedgerEntryOut.model_validate(e) for e in statement.page.items],
+            next_cursor=statement.page.next_cursor,
+        )
+
 
 class AdjustmentIn(InModel):
-    user_id: int = Field(ge=1, le=MAX_ID, strict=True)
+    user_id: int = Field(ge=1, le=MAX_ID, strict=True, title="居民编号")
     delta: int = Field(
         strict=True,
         ge=-MAX_ADJUSTMENT,
         le=MAX_ADJUSTMENT,
+        title="调整的积分",
         description="调整的积分，正数增加、负数扣减，不能为 0",
     )
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    reason: Stripped = Field(min_length=REASON_MIN, max_length=REASON_MAX, title="事由")
 
     @field_validator("delta")
     @classmethod
@@ -71,19 +101,27 @@ class AdjustmentIn(InModel):
 class RuleIn(InModel):
     event_type: str = Field(
         max_length=32,
+        title="积分事项",
         description="activity_attended | service_hour | wish_fulfilled | report_in_approved "
         "| staff_adjustment",
     )
-    points: int = Field(strict=True, ge=0, le=INT32, description="每次（每小时）的积分")
+    points: int = Field(
+        strict=True, ge=0, le=INT32, title="积分", description="每次（每小时）的积分"
+    )
     multiplier_percent: int = Field(
-        default=100, strict=True, ge=0, le=INT32, description="倍数（百分比），150 即 1.5 倍"
+        default=100,
+        strict=True,
+        ge=0,
+        le=INT32,
+        title="倍数",
+        description="倍数（百分比），150 即 1.5 倍",
     )
-    daily_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32)
-    monthly_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32)
+    daily_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32, title="每日上限")
+    monthly_cap: int | None = Field(default=None, strict=True, ge=1, le=INT32, title="每月上限")
     effective_from: AwareDatetime | None = Field(
-        default=None, description="生效时间，不早于现在；不填即刻生效"
+        default=None, title="生效时间", description="生效时间，不早于现在；不填即刻生效"
     )
-    note: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=NOTE_MAX, title="说明")
 
 
 class RuleOut(BaseModel):
@@ -97,6 +135,21 @@ class RuleOut(BaseModel):
     monthly_cap: int | None
     effective_from: datetime | None
 
+    @classmethod
+    def of(cls, rule: EarningRule | RuleTerms) -> RuleOut:
+        """A stored version, or the terms in force (the built-in default has no id)."""
+        if isinstance(rule, EarningRule):
+            return cls.model_validate(rule)
+        return cls(
+            id=rule.rule_id,
+            event_type=rule.event_type,
+            points=rule.points,
+            multiplier_percent=rule.multiplier_percent,
+            daily_cap=rule.daily_cap,
+            monthly_cap=rule.monthly_cap,
+            effective_from=rule.effective_from,
+        )
+
 
 class EventRulesOut(BaseModel):
     event_type: str
@@ -106,10 +159,25 @@ class EventRulesOut(BaseModel):
     upcoming: list[RuleOut]
     history: list[RuleOut]
 
+    @classmethod
+    def of(cls, rules: EventRules) -> EventRulesOut:
+        return cls(
+            event_type=rules.event.key,
+            label=rules.event.label,
+            unit=rules.event.unit,
+            current=RuleOut.of(rules.current),
+            upcoming=[RuleOut.of(v) for v in rules.upcoming],
+            history=[RuleOut.of(v) for v in rules.history],
+        )
+
 
 class RulesOut(BaseModel):
     items: list[EventRulesOut]
     next_cursor: str | None = None
+
+    @classmethod
+    def of(cls, rules: list[EventRules]) -> RulesOut:
+        return cls(items=[EventRulesOut.of(r) for r in rules])
 
 
 # --- preferences and leaderboards ---
@@ -148,43 +216,61 @@ class LeaderboardOut(BaseModel):
     opted_in: bool
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, board: Leaderboard) -> LeaderboardOut:
+        return cls.model_validate(board)
+
 
 # --- rewards and redemptions ---
 
-Title = Annotated[str, StringConstraints(max_length=40)]
-
 
 class RewardIn(InModel):
-    community_id: int = Field(strict=True, ge=1, le=MAX_ORG_ID)
-    title: Title
-    cost: int = Field(strict=True, ge=-INT32, le=INT32, description="所需积分")
-    stock: int = Field(strict=True, ge=-INT32, le=INT32, description="库存")
-    per_user_limit: int = Field(default=1, strict=True, ge=-INT32, le=INT32)
-    description: str = Field(default="", max_length=1000)
+    community_id: int = Field(strict=True, ge=1, le=MAX_ORG_ID, title="社区")
+    title: str = Field(max_length=TEXT_LIMITS["title"], title="礼品名称")
+    cost: int = Field(strict=True, ge=-INT32, le=INT32, title="所需积分", description="所需积分")
+    stock: int = Field(strict=True, ge=-INT32, le=INT32, title="库存", description="库存")
+    per_user_limit: int = Field(default=1, strict=True, ge=-INT32, le=INT32, title="每人限兑")
+    description: str = Field(default="", max_length=TEXT_LIMITS["description"], title="介绍")
     image_url: str = Field(
         default="",
-        max_length=500,
+        max_length=TEXT_LIMITS["image_url"],
+        title="图片地址",
         description="外部图片地址（https://，供小程序显示）；"
         "上传图片请用 PUT /rewards/{id}/picture",
     )
-    on_sale_from: AwareDatetime | None = None
-    on_sale_until: AwareDatetime | None = None
-    pickup_place: str = Field(default="", max_length=100)
+    on_sale_from: AwareDatetime | None = Field(default=None, title="开始兑换时间")
+    on_sale_until: AwareDatetime | None = Field(default=None, title="结束兑换时间")
+    pickup_place: str = Field(default="", max_length=TEXT_LIMITS["pickup_place"], title="领取地点")
     pickup_days: int | None = Field(
-        default=None, strict=True, ge=-INT32, le=INT32, description="兑换后几天内领取"
+        default=None,
+        strict=True,
+        ge=-INT32,
+        le=INT32,
+        title="领取期限",
+        description="兑换后几天内领取",
     )
 
 
 class RewardPatch(InModel):
-    title: Title | None = None
-    cost: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
-    per_user_limit: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
-    description: str | None = Field(default=None, max_length=1000)
-    image_url: str | None = Field(default=None, max_length=500)
-    on_sale_from: AwareDatetime | None = None
-    on_sale_until: AwareDatetime | None = None
-    pickup_place: str | None = Field(default=None, max_length=100)
-    pickup_days: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32)
+    title: str | None = Field(default=None, max_length=TEXT_LIMITS["title"], title="礼品名称")
+    cost: int | None = Field(default=None, strict=True, ge=-INT32, le=INT32, title="所需积分")
+    per_user_limit: int | None = Field(
+        default=None, strict=True, ge=-INT32, le=INT32, title="每人限兑"
+    )
+    description: str | None = Field(
+        default=None, max_length=TEXT_LIMITS["description"], title="介绍"
+    )
+    image_url: str | None = Field(
+        default=None, max_length=TEXT_LIMITS["image_url"], title="图片地址"
+    )
+    on_sale_from: AwareDatetime | None = Field(default=None, title="开始兑换时间")
+    on_sale_until: AwareDatetime | None = Field(default=None, title="结束兑换时间")
+    pickup_place: str | None = Field(
+        default=None, max_length=TEXT_LIMITS["pickup_place"], title="领取地点"
+    )
+    pickup_days: int | None = Field(
+        default=None, strict=True, ge=-INT32, le=INT32, title="领取期限"
+    )
     active: bool | None = Field(default=None, strict=True, description="false 即下架")
 
 
@@ -192,7 +278,7 @@ class StockChangeIn(InModel):
     delta: int = Field(strict=True, ge=-INT32, le=INT32, description="增加（正）或减少（负）的库存")
 
 
-class RewardOut(BaseModel):
+class RewardOut(OutModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -213,8 +299,15 @@ class RewardOut(BaseModel):
     active: bool
     on_sale: bool = Field(description="现在能否兑换")
 
+    @classmethod
+    def of(cls, reward: Reward) -> RewardOut:
+        """A reward read through backend.points.rewards (its picture known)."""
+        computed = ("on_sale", "image_url")
+        stored = {name: getattr(reward, name) for name in cls.model_fields if name not in computed}
+        return cls(**stored, image_url=image_url(reward), on_sale=is_on_sale(reward))
 
-class StaffRedemptionOut(BaseModel):
+
+class StaffRedemptionOut(OutModel):
     """A redemption as staff see it: without its pickup code, which only the holder has and
     shows at pickup, so that a code typed or scanned by staff proves the holder is there."""
 
@@ -233,12 +326,39 @@ class StaffRedemptionOut(BaseModel):
     closed_at: datetime | None
     close_reason: str
 
+    @classmethod
+    def of(cls, redemption: Redemption) -> StaffRedemptionOut:
+        """A redemption whose reward is loaded, without its pickup code."""
+        return StaffRedemptionOut(
+            id=redemption.id,
+            reward_id=redemption.reward_id,
+            reward_title=redemption.reward.title,
+            community_id=redemption.community_id,
+            user_id=redemption.user_id,
+            cost=redemption.cost,
+            status=redemption.status,
+            created_at=redemption.created_at,
+            expires_at=redemption.expires_at,
+            fulfilled_at=redemption.fulfilled_at,
+            closed_at=redemption.closed_at,
+            close_reason=redemption.close_reason,
+        )
+
 
 class RedemptionOut(StaffRedemptionOut):
     """The holder's own view of a redemption, with its pickup code."""
 
     pickup_code: str = Field(description="领取码（只在兑换人本人的视图中出现）")
     pickup_url: str = Field(description="领取码二维码的内容（工作人员扫码即打开核销页）")
+
+    @classmethod
+    def of(cls, redemption: Redemption) -> RedemptionOut:
+        """The holder's own view of a redemption whose reward is loaded."""
+        return cls(
+            **StaffRedemptionOut.of(redemption).model_dump(),
+            pickup_code=redemption.pickup_code,
+            pickup_url=pickup_url(redemption),
+        )
 
 
 class ResidentLookupIn(InModel):
@@ -254,10 +374,14 @@ class ResidentOut(BaseModel):
     name: str = Field(description="昵称（打码，如 王**）")
     community_id: int | None
 
+    @classmethod
+    def of(cls, user: User) -> ResidentOut:
+        return cls(user_id=user.id, name=mask_name(user.nickname), community_id=user.community_id)
+
 
 class VerifyIn(InModel):
     pickup_code: str = Field(min_length=1, max_length=32)
 
 
 class CancelIn(InModel):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    reason: Stripped = Field(min_length=REASON_MIN, max_length=REASON_MAX, title="取消原因")

@@ -1,11 +1,13 @@
 """TEST ONLY: a read-check-write redemption, for the control cases of the redeem race tests.
 
 With LINLI_TEST_UNGUARDED_REDEEM=1 (honoured only when LINLI_ENV=dev, refused in prod)
-a redemption reads the per-user count, the balance and the stock, checks them, waits, and
-then writes the values it computed — the race the guarded statements of
-backend.points.rewards exist to prevent — and the Idempotency-Key of a redeem request is
-looked up before the work and recorded after it. The control tests run their bursts
-against this and assert that the rules break, which shows that the bursts really race.
+the redeem endpoint hands its request here (its one seam asks
+`backend.core.unguarded.enabled("redeem")`): a redemption reads the per-user count, the
+balance and the stock, checks them, waits, and then writes the values it computed — the
+race the guarded statements of backend.points.rewards exist to prevent — and the
+Idempotency-Key is looked up before the work and recorded after it. The control tests run
+their bursts against this and assert that the rules break, which shows that the bursts
+really race.
 """
 
 from __future__ import annotations
@@ -22,30 +24,33 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts.models import User
 from backend.core.clock import clock
-from backend.core.config import get_settings
+from backend.core.idempotency import Once
 from backend.core.models import IdempotencyRecord
-from backend.points import service as points_service
+from backend.points import ledger, rewards
 from backend.points.exceptions import InsufficientPoints, LimitReached, OutOfStock
 from backend.points.models import Redemption, Reward, RewardHolding
+from backend.points.schemas import RedemptionOut
 
 # Long enough that every request of a burst has read before the first one writes.
 RACE_WINDOW_SECONDS = 0.3
 
 
-def enabled() -> bool:
-    """Whether this process runs the control case's unguarded redemption."""
-    settings = get_settings()
-    return settings.env == "dev" and settings.test_unguarded_redeem
+async def redeem_request(*, once: Once, user: User, reward_id: int) -> JSONResponse:
+    """The redeem endpoint without its guards: the key and the redemption both race."""
+
+    async def redeem() -> RedemptionOut:
+        now = clock.now()
+        reward = await rewards.redeemable(reward_id=reward_id, now=now)
+        redemption = await _redeem(reward=reward, user_id=user.id, now=now)
+        redemption.reward = reward
+        return RedemptionOut.of(redemption)
+
+    return await _idempotent(
+        key=once.key, user_id=user.id, endpoint=once.endpoint, status_code=201, action=redeem
+    )
 
 
-async def redeem(
-    *,
-    reward: Reward,
-    user_id: int,
-    now: datetime,
-    create: Callable[[Reward, int, datetime], Awaitable[Redemption]],
-    reason: Callable[[Reward], str],
-) -> Redemption:
+async def _redeem(*, reward: Reward, user_id: int, now: datetime) -> Redemption:
     """Redeem by reading, checking, waiting and writing back what was computed."""
     # Outside the transaction: an insert racing on the same key would queue the burst
     # behind the first request's commit and hide the race.
@@ -66,23 +71,22 @@ async def redeem(
         await RewardHolding.filter(id=held.id).update(count=held.count + 1)
         await User.filter(id=user_id).update(points_balance=balance - reward.cost)
         await Reward.filter(id=reward.id).update(stock=stock - 1)
-        redemption = await create(reward, user_id, now)
-        await points_service._append_entry(
+        redemption = await rewards.new_redemption(reward, user_id, now)
+        await ledger.append_entry(
             user_id=user_id,
             delta=-reward.cost,
-            source_type=points_service.SOURCE_REWARD,
+            source_type=ledger.SOURCE_REWARD,
             source_id=str(redemption.id),
-            reason=reason(reward),
+            reason=rewards.spend_reason(reward),
         )
     return redemption
 
 
-async def idempotent(
+async def _idempotent(
     *,
     key: str | None,
     user_id: int,
     endpoint: str,
-    payload: Any,
     status_code: int,
     action: Callable[[], Awaitable[Any]],
 ) -> JSONResponse:

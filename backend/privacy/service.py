@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import RoleGrant, User, WechatIdentity
-from backend.activities import service as activities_service
+from backend.activities import bookings as activity_bookings
 from backend.activities.models import CANCELLABLE_STATUSES, Activity, Booking
 from backend.core.clock import clock
 from backend.core.errors import DomainError, Invalid
@@ -29,8 +29,9 @@ from backend.core.security import decrypt_field
 from backend.core.xlsx import Spreadsheet
 from backend.notices.models import DeliveryRefusal, SubscriptionConsent, SubscriptionHold
 from backend.orgs.models import Building, Community, Unit
-from backend.party import service as party_service
+from backend.party import registrations as party_registrations
 from backend.party.models import PartyRegistration, ServicePost, ServiceRecord
+from backend.party.views import status_name
 from backend.points.models import PointsLedgerEntry, PointsPreference, Redemption, Reward
 from backend.wishes import service as wishes_service
 from backend.wishes.models import BoardClaim, BoardEvent, Wish, WishEvent, WishPhoto
@@ -263,7 +264,7 @@ async def collect_data(*, user: User) -> dict[str, list[dict[str, Any]]]:
                 "skills_note": r.skills_note,
                 "available_times": "、".join(r.available_times or []),
                 "available_note": r.available_note,
-                "status": party_service.status_name(r.status),
+                "status": status_name(r.status),
                 "created_at": r.created_at,
             }
             for r in registrations
@@ -400,7 +401,7 @@ async def _end_open_matters(user: User) -> None:
     ).values_list("id", flat=True)
     for booking_id in live:
         try:
-            await activities_service.cancel_booking(user=user, booking_id=booking_id)
+            await activity_bookings.cancel_booking(user=user, booking_id=booking_id)
         except DomainError as exc:
             # Past the cancellation deadline the seat stays booked, as for anyone else.
             log.info("booking %s kept on closing an account: %s", booking_id, exc.code)
@@ -420,7 +421,7 @@ async def _end_open_matters(user: User) -> None:
             log.info("wish %s not withdrawn on closing an account: %s", wish_id, exc.code)
     if await PartyRegistration.exists(active_key=f"u{user.id}"):
         try:
-            await party_service.withdraw_registration(user=user)
+            await party_registrations.withdraw_registration(user=user)
         except DomainError as exc:
             log.info("registration not ended on closing an account: %s", exc.code)
 

@@ -35,7 +35,7 @@ from backend.core.config import get_settings
 from backend.core.errors import Invalid, NotFound
 from backend.core.ids import may_exist
 from backend.core.outbox import enqueue
-from backend.core.pagination import PageOut, PageRequest, paginate
+from backend.core.pagination import Page, PageRequest, paginate
 from backend.core.security import decrypt_field, mask_name, mask_phone
 from backend.core.text import clean_text
 from backend.orgs.models import Community, Unit
@@ -56,28 +56,20 @@ from backend.wishes.models import (
     BoardEvent,
     BoardItem,
 )
-from backend.wishes.schemas import (
-    BoardClaimOut,
-    BoardContact,
-    BoardItemDetailOut,
-    BoardItemOut,
-    CommunityMatchOut,
-    MatchingOut,
-    SuggestionOut,
+from backend.wishes.schemas import NOTE_MAX, NOTE_MIN, BoardItemIn
+from backend.wishes.views import (
+    KIND_LABELS,
+    BoardClaimView,
+    BoardItemDetail,
+    BoardItemView,
+    BoardPerson,
+    CommunityMatch,
+    Matching,
+    Suggestion,
 )
 
-MAX_QUANTITY = 100
 MAX_SUGGESTIONS = 50
 BOARD_URL = "/h5/wishes/board"
-
-KIND_LABELS = {"need": "社区需求", "resource": "单位资源"}
-CLAIM_STATUS_LABELS = {
-    "pending": "待发布方确认",
-    "confirmed": "对接中",
-    "done": "已完成",
-    "declined": "已婉拒",
-    "cancelled": "已取消",
-}
 # Claims in which the two sides work together and so see each other's contact in full.
 SHARED_CLAIM_STATUSES = ("confirmed", "done")
 
@@ -161,17 +153,17 @@ def _claim_actions(claim: BoardClaim, sides: Sides) -> list[str]:
     return [name for name, allowed in wanted if allowed]
 
 
-def _person(user: User, *, shared: bool) -> BoardContact:
+def _person(user: User, *, shared: bool) -> BoardPerson:
     phone = decrypt_field(user.phone_encrypted)
     if shared:
-        return BoardContact(name=user.nickname, phone=phone, shared=True)
-    return BoardContact(name=mask_name(user.nickname), phone=mask_phone(phone), shared=False)
+        return BoardPerson(name=user.nickname, phone=phone, shared=True)
+    return BoardPerson(name=mask_name(user.nickname), phone=mask_phone(phone), shared=False)
 
 
-def _claim_out(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool) -> BoardClaimOut:
+def _claim_view(claim: BoardClaim, item: BoardItem, sides: Sides, *, admin: bool) -> BoardClaimView:
     party = sides.publisher or sides.claimant or admin
     shared = admin or claim.status in SHARED_CLAIM_STATUSES
-    return BoardClaimOut(
+    return BoardClaimView(
         id=claim.id,
         item_id=item.id,
         item_title=item.title,
@@ -228,7 +220,7 @@ async def _may_claim_item(actor: User | None, item: BoardItem) -> bool:
     return await accounts_service.is_staff_anywhere(actor)
 
 
-async def describe_item(item: BoardItem, viewer: User | None) -> BoardItemDetailOut:
+async def describe_item(item: BoardItem, viewer: User | None) -> BoardItemDetail:
     """An item with its claims and what `viewer` may do; progress notes for the two sides."""
     admin = viewer is not None and await accounts_service.is_street_admin(viewer)
     publisher = await is_publisher(viewer, item)
@@ -236,19 +228,19 @@ async def describe_item(item: BoardItem, viewer: User | None) -> BoardItemDetail
     for claim in await _claims().filter(item_id=item.id):
         sides = Sides(publisher, await _is_claimant(viewer, claim))
         if claim.status in LIVE_BOARD_CLAIM_STATUSES or sides.publisher or sides.claimant:
-            claims.append(_claim_out(claim, item, sides, admin=admin))
+            claims.append(_claim_view(claim, item, sides, admin=admin))
     actions = []
     if await _may_claim_item(viewer, item):
         actions.append("claim")
     if publisher and item.status == "open":
         actions.append("close")
-    return BoardItemDetailOut(**_item_fields(item), claims=claims, actions=actions)
+    return BoardItemDetail(**_item_fields(item), claims=claims, actions=actions)
 
 
-async def _claim_view(claim_id: int, actor: User) -> BoardClaimOut:
+async def _load_claim_view(claim_id: int, actor: User) -> BoardClaimView:
     claim, item = await _load_claim(claim_id)
     admin = await accounts_service.is_street_admin(actor)
-    return _claim_out(claim, item, await _sides(actor, item, claim), admin=admin)
+    return _claim_view(claim, item, await _sides(actor, item, claim), admin=admin)
 
 
 # --- reading ---
@@ -261,7 +253,7 @@ async def list_items(
     community_id: int | None = None,
     category: str | None = None,
     open_only: bool = False,
-) -> PageOut[BoardItemOut]:
+) -> Page[BoardItemView]:
     """Needs and resources, newest first (public: no personal data on the board)."""
     if kind is not None and kind not in BOARD_KINDS:
         raise Invalid(fields={"kind": "取值不在允许范围内"})
@@ -277,18 +269,18 @@ async def list_items(
     if open_only:
         query = query.filter(status="open", claimed__lt=F("quantity"))
     result = await paginate(query, page, descending=True)
-    return PageOut[BoardItemOut](
-        items=[BoardItemOut(**_item_fields(i)) for i in result.items],
+    return Page[BoardItemView](
+        items=[BoardItemView(**_item_fields(i)) for i in result.items],
         next_cursor=result.next_cursor,
     )
 
 
-async def get_item(*, viewer: User | None, item_id: int) -> BoardItemDetailOut:
+async def get_item(*, viewer: User | None, item_id: int) -> BoardItemDetail:
     """One item with its claims, as `viewer` may see it."""
     return await describe_item(await _load_item(item_id), viewer)
 
 
-async def list_claims_for(*, actor: User, page: PageRequest) -> PageOut[BoardClaimOut]:
+async def list_claims_for(*, actor: User, page: PageRequest) -> Page[BoardClaimView]:
     """Claims on items `actor`'s side published or that `actor`'s side made, newest first."""
     staff_of = await accounts_service.staff_community_ids(actor)
     scope = Q(id__lt=0)
@@ -305,11 +297,11 @@ async def list_claims_for(*, actor: User, page: PageRequest) -> PageOut[BoardCla
     items = []
     for claim in result.items:
         item = await _load_item(claim.item_id)
-        items.append(_claim_out(claim, item, await _sides(actor, item, claim), admin=admin))
-    return PageOut[BoardClaimOut](items=items, next_cursor=result.next_cursor)
+        items.append(_claim_view(claim, item, await _sides(actor, item, claim), admin=admin))
+    return Page[BoardClaimView](items=items, next_cursor=result.next_cursor)
 
 
-async def matching(*, actor: User) -> MatchingOut:
+async def matching(*, actor: User) -> Matching:
     """For street admins: each community's needs and claims, and open needs paired with open
     resources of the same category."""
     await accounts_service.require_street_admin(actor)
@@ -320,7 +312,7 @@ async def matching(*, actor: User) -> MatchingOut:
     for community in communities:
         own = [n for n in needs if n.community_id == community.id]
         rows.append(
-            CommunityMatchOut(
+            CommunityMatch(
                 community_id=community.id,
                 community_name=community.name,
                 needs=len(own),
@@ -345,14 +337,14 @@ async def matching(*, actor: User) -> MatchingOut:
         fits = [r for r in open_resources if r.category == need.category]
         if fits:
             suggestions.append(
-                SuggestionOut(
-                    need=BoardItemOut(**_item_fields(need)),
-                    resources=[BoardItemOut(**_item_fields(r)) for r in fits],
+                Suggestion(
+                    need=BoardItemView(**_item_fields(need)),
+                    resources=[BoardItemView(**_item_fields(r)) for r in fits],
                 )
             )
         if len(suggestions) >= MAX_SUGGESTIONS:
             break
-    return MatchingOut(communities=rows, suggestions=suggestions)
+    return Matching(communities=rows, suggestions=suggestions)
 
 
 # --- transitions ---
@@ -420,49 +412,23 @@ PUBLISHER_STEP = Sides(publisher=True, claimant=False)
 CLAIMANT_STEP = Sides(publisher=False, claimant=True)
 
 
-async def publish_item(
-    *,
-    actor: User,
-    kind: str,
-    title: str,
-    description: str,
-    category: str,
-    quantity: int,
-    community_id: int | None = None,
-    unit_id: int | None = None,
-) -> BoardItemDetailOut:
+async def publish_item(*, actor: User, data: BoardItemIn) -> BoardItemDetail:
     """A need by staff of its community, or a resource by a member of the unit offering it; at
     most the configured number per person per local day."""
-    values = {
-        "title": clean_text(title, field="title", label="标题", min_length=2, max_length=40),
-        "description": clean_text(
-            description,
-            field="description",
-            label="内容",
-            min_length=5,
-            max_length=500,
-            multiline=True,
-        ),
-    }
-    if category not in BOARD_CATEGORIES:
-        raise Invalid(fields={"category": "请选择类别"})
-    if not (isinstance(quantity, int) and 1 <= quantity <= MAX_QUANTITY):
-        raise Invalid(fields={"quantity": f"份数须为 1–{MAX_QUANTITY}"})
-    if kind == "need":
+    community_id, unit_id = data.community_id, data.unit_id
+    if data.kind == "need":
         if community_id is None or unit_id is not None:
             raise Invalid(fields={"community_id": "发布需求请选择社区，不要填写单位"})
         await accounts_service.require_staff_of(actor, community_id)
         if not await Community.exists(id=community_id):
             raise Invalid(fields={"community_id": "社区不存在"})
-    elif kind == "resource":
+    else:
         if unit_id is None or community_id is not None:
             raise Invalid(fields={"unit_id": "发布资源请选择单位，不要填写社区"})
         if actor.unit_id != unit_id:
             raise NotUnitMember("只有该单位的成员可以发布单位资源")
         unit = await Unit.get(id=unit_id)
         community_id = unit.community_id
-    else:
-        raise Invalid(fields={"kind": "取值不在允许范围内"})
     now = clock.now()
     async with in_transaction():
         limit = get_settings().board_items_per_day
@@ -471,21 +437,17 @@ async def publish_item(
                 f"您今天已发布 {limit} 项需求或资源，达到每日上限，请明天再发布"
             )
         item = await BoardItem.create(
-            kind=kind,
+            **data.model_dump(exclude={"community_id"}),
             community_id=community_id,
-            unit_id=unit_id,
-            category=category,
-            quantity=quantity,
             created_by_id=actor.id,
             created_at=now,
-            **values,
         )
     return await get_item(viewer=actor, item_id=item.id)
 
 
 async def claim_item(
     *, actor: User, item_id: int, unit_id: int | None = None, community_id: int | None = None
-) -> BoardClaimOut:
+) -> BoardClaimView:
     """Take one of the item's places for a unit (a need) or a community (a resource): never
     more claims than its quantity, never two live claims by one claimant."""
     item = await _load_item(item_id)
@@ -527,10 +489,10 @@ async def claim_item(
             await _notify(item, claim, event, actor=actor, by=CLAIMANT_STEP)
     except IntegrityError as exc:
         raise BoardAlreadyClaimed() from exc
-    return await _claim_view(claim.id, actor)
+    return await _load_claim_view(claim.id, actor)
 
 
-async def close_item(*, actor: User, item_id: int) -> BoardItemDetailOut:
+async def close_item(*, actor: User, item_id: int) -> BoardItemDetail:
     """The publisher stops further claims (live claims go on)."""
     item = await _load_item(item_id)
     if not await is_publisher(actor, item):
@@ -551,7 +513,7 @@ async def _require(actor: User, item: BoardItem, claim: BoardClaim, *, side: str
     return sides
 
 
-async def confirm_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+async def confirm_claim(*, actor: User, claim_id: int) -> BoardClaimView:
     """The publisher accepts a pending claim (once)."""
     claim, item = await _load_claim(claim_id)
     await _require(actor, item, claim, side="publisher")
@@ -562,12 +524,12 @@ async def confirm_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
             raise BoardClaimStateInvalid()
         event = await _event(claim.id, "confirmed", actor)
         await _notify(item, claim, event, actor=actor, by=PUBLISHER_STEP)
-    return await _claim_view(claim.id, actor)
+    return await _load_claim_view(claim.id, actor)
 
 
 async def _end_claim(
     *, actor: User, claim_id: int, side: str, from_statuses: tuple[str, ...], to_status: str
-) -> BoardClaimOut:
+) -> BoardClaimView:
     claim, item = await _load_claim(claim_id)
     await _require(actor, item, claim, side=side)
     async with in_transaction():
@@ -580,10 +542,10 @@ async def _end_claim(
         event = await _event(claim.id, to_status, actor)
         by = PUBLISHER_STEP if side == "publisher" else CLAIMANT_STEP
         await _notify(item, claim, event, actor=actor, by=by)
-    return await _claim_view(claim.id, actor)
+    return await _load_claim_view(claim.id, actor)
 
 
-async def decline_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+async def decline_claim(*, actor: User, claim_id: int) -> BoardClaimView:
     """The publisher turns down a pending claim; its place is free again."""
     return await _end_claim(
         actor=actor,
@@ -594,7 +556,7 @@ async def decline_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
     )
 
 
-async def cancel_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
+async def cancel_claim(*, actor: User, claim_id: int) -> BoardClaimView:
     """The claimant withdraws a claim not yet done; its place is free again."""
     return await _end_claim(
         actor=actor,
@@ -605,10 +567,10 @@ async def cancel_claim(*, actor: User, claim_id: int) -> BoardClaimOut:
     )
 
 
-async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClaimOut:
+async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClaimView:
     """Either side notes how a confirmed claim is going (kept in its history)."""
     note = clean_text(
-        note, field="note", label="进展", min_length=2, max_length=500, multiline=True
+        note, field="note", label="进展", min_length=NOTE_MIN, max_length=NOTE_MAX, multiline=True
     )
     claim, item = await _load_claim(claim_id)
     sides = await _require(actor, item, claim, side="either")
@@ -617,10 +579,10 @@ async def record_progress(*, actor: User, claim_id: int, note: str) -> BoardClai
             raise BoardClaimStateInvalid()
         event = await _event(claim.id, "progress", actor, note)
         await _notify(item, claim, event, actor=actor, by=sides)
-    return await _claim_view(claim.id, actor)
+    return await _load_claim_view(claim.id, actor)
 
 
-async def mark_done(*, actor: User, claim_id: int) -> BoardClaimOut:
+async def mark_done(*, actor: User, claim_id: int) -> BoardClaimView:
     """Each side marks a confirmed claim done; it is done when both have."""
     claim, item = await _load_claim(claim_id)
     sides = await _require(actor, item, claim, side="either")
@@ -647,4 +609,4 @@ async def mark_done(*, actor: User, claim_id: int) -> BoardClaimOut:
             event = await _event(claim.id, "done", actor)
         # One notice per call: the claim finished, or the other side is asked to finish it.
         await _notify(item, claim, event, actor=actor, by=sides)
-    return await _claim_view(claim.id, actor)
+    return await _load_claim_view(claim.id, actor)

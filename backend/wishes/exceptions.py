@@ -70,6 +70,11 @@ class StatusChanged(Conflict):
     message = "心愿状态已变化，请刷新后再试"
 
 
+class AlreadyFinal(Conflict):
+    code = "already_final"
+    message = "心愿已结束，无需关闭"
+
+
 class OwnWish(Forbidden):
     code = "own_wish"
     message = "不能认领自己发布的心愿"

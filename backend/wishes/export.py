@@ -12,9 +12,9 @@ from tortoise.expressions import Q
 from backend.accounts.models import User
 from backend.core.security import mask_name
 from backend.core.xlsx import Spreadsheet
-from backend.wishes import board
-from backend.wishes import service as wishes_service
+from backend.wishes.lists import staff_scope, unit_credits
 from backend.wishes.models import BoardClaim, Wish
+from backend.wishes.views import CLAIM_STATUS_LABELS, KIND_LABELS, STATUS_LABELS
 
 
 def _sheet(book: Spreadsheet, title: str, header: list[str], rows: list[list[Any]]) -> None:
@@ -25,7 +25,7 @@ def _sheet(book: Spreadsheet, title: str, header: list[str], rows: list[list[Any
 
 async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) -> bytes:
     """An .xlsx of the wishes, unit credits and board claims within `actor`'s staff scope."""
-    communities = await wishes_service.staff_scope(actor=actor, community_id=community_id)
+    communities = await staff_scope(actor=actor, community_id=community_id)
     wishes = Wish.all().select_related("community", "poster", "claimer", "claimer_unit")
     claims = BoardClaim.all().select_related(
         "item", "item__community", "item__unit", "unit", "community"
@@ -49,7 +49,7 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
                 w.community.name,
                 w.category,
                 w.title,
-                wishes_service.STATUS_LABELS.get(w.status, w.status),
+                STATUS_LABELS.get(w.status, w.status),
                 mask_name(w.poster.nickname),
                 w.needed_by,
                 w.claimer_unit.name if w.claimer_unit_id else "",
@@ -69,7 +69,7 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
         ["单位", "认领中", "已完成待确认", "已圆梦"],
         [
             [c.unit_name, c.claimed, c.fulfilled, c.closed]
-            for c in await wishes_service.unit_credits(actor=actor, community_id=community_id)
+            for c in await unit_credits(actor=actor, community_id=community_id)
         ],
     )
     _sheet(
@@ -78,11 +78,11 @@ async def export_wishes_xlsx(*, actor: User, community_id: int | None = None) ->
         ["类型", "项目", "发布方", "认领方", "状态", "进展", "认领时间", "完成时间"],
         [
             [
-                board.KIND_LABELS[c.item.kind],
+                KIND_LABELS[c.item.kind],
                 c.item.title,
                 c.item.community.name if c.item.kind == "need" else c.item.unit.name,
                 c.unit.name if c.unit_id else c.community.name,
-                board.CLAIM_STATUS_LABELS.get(c.status, c.status),
+                CLAIM_STATUS_LABELS.get(c.status, c.status),
                 c.progress_note,
                 c.created_at,
                 c.done_at,

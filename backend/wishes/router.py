@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from backend.accounts.deps import CurrentUser, OptionalUser, StaffUser, StreetAdmin
 from backend.core import images
 from backend.core.errors import error_schema, responses
-from backend.core.idempotency import idempotent
+from backend.core.idempotency import Idempotent
 from backend.core.ids import MAX_ID, MAX_ORG_ID
 from backend.core.pagination import PageOut, PageParams
 from backend.core.xlsx import MEDIA_TYPE, xlsx_response
-from backend.wishes import board, export, service
+from backend.wishes import board, contacts, export, lists, service
 from backend.wishes.schemas import (
     AcceptIn,
     BoardCategory,
@@ -46,9 +46,6 @@ WishId = Annotated[int, Path(ge=1, le=MAX_ID, description="心愿 id")]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="清单项目 id")]
 ClaimId = Annotated[int, Path(ge=1, le=MAX_ID, description="对接 id")]
 CommunityFilter = Annotated[int | None, Query(ge=1, le=MAX_ORG_ID, description="只看某个社区")]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="重试时带同一个值，不会重复执行")
-]
 
 
 def documented(*statuses: int, codes: dict[int, tuple[str, ...]]) -> dict[int | str, Any]:
@@ -74,19 +71,12 @@ def documented(*statuses: int, codes: dict[int, tuple[str, ...]]) -> dict[int | 
         },
     ),
 )
-async def submit_wish(
-    body: WishIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def submit_wish(body: WishIn, user: CurrentUser, once: Idempotent) -> JSONResponse:
     async def submit() -> WishDetailOut:
-        return await service.submit_wish(user=user, **body.model_dump())
+        return WishDetailOut.of(await service.submit_wish(user=user, data=body))
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint="POST /api/v1/wishes",
-        payload=body.model_dump(mode="json"),
-        status_code=201,
-        action=submit,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(mode="json"), status_code=201, action=submit
     )
 
 
@@ -102,8 +92,10 @@ async def list_wishes(
     status: Annotated[WishStatusFilter | None, Query(description="默认全部已审核的心愿")] = None,
     category: Annotated[WishCategory | None, Query()] = None,
 ) -> PageOut[WishOut]:
-    return await service.list_wishes(
-        page=page, community_id=community_id, status=status, category=category
+    return WishOut.page(
+        await lists.list_wishes(
+            page=page, community_id=community_id, status=status, category=category
+        )
     )
 
 
@@ -114,7 +106,7 @@ async def list_wishes(
     responses=responses(404, 422, 429),
 )
 async def get_wish(wish_id: WishId, user: OptionalUser) -> WishDetailOut:
-    return await service.get_wish(viewer=user, wish_id=wish_id)
+    return WishDetailOut.of(await contacts.get_wish(viewer=user, wish_id=wish_id))
 
 
 @router.get(
@@ -127,7 +119,7 @@ async def get_wish(wish_id: WishId, user: OptionalUser) -> WishDetailOut:
     },
 )
 async def get_wish_photo(wish_id: WishId, user: CurrentUser) -> Response:
-    photo = await service.get_wish_photo(viewer=user, wish_id=wish_id)
+    photo = await contacts.get_wish_photo(viewer=user, wish_id=wish_id)
     return Response(
         photo.content, media_type=photo.content_type, headers={"Cache-Control": "private, no-store"}
     )
@@ -140,8 +132,10 @@ async def get_wish_photo(wish_id: WishId, user: CurrentUser) -> Response:
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def review_wish(wish_id: WishId, body: ReviewIn, user: CurrentUser) -> WishDetailOut:
-    return await service.review_wish(
-        actor=user, wish_id=wish_id, approve=body.approve, reason=body.reason
+    return WishDetailOut.of(
+        await service.review_wish(
+            actor=user, wish_id=wish_id, approve=body.approve, reason=body.reason
+        )
     )
 
 
@@ -164,21 +158,18 @@ async def review_wish(wish_id: WishId, body: ReviewIn, user: CurrentUser) -> Wis
 async def claim_wish(
     wish_id: WishId,
     user: CurrentUser,
+    once: Idempotent,
     body: ClaimIn | None = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     unit_id = body.unit_id if body else None
 
     async def claim() -> WishDetailOut:
-        return await service.claim_wish(user=user, wish_id=wish_id, unit_id=unit_id)
+        return WishDetailOut.of(
+            await service.claim_wish(user=user, wish_id=wish_id, unit_id=unit_id)
+        )
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/wishes/{wish_id}/claim",
-        payload={"unit_id": unit_id},
-        status_code=200,
-        action=claim,
+    return await once.run(
+        user_id=user.id, payload={"unit_id": unit_id}, status_code=200, action=claim
     )
 
 
@@ -199,7 +190,9 @@ async def claim_wish(
     ),
 )
 async def accept_wish(wish_id: WishId, body: AcceptIn, user: CurrentUser) -> WishDetailOut:
-    return await service.accept_wish(actor=user, wish_id=wish_id, claimer_id=body.claimer_id)
+    return WishDetailOut.of(
+        await contacts.accept_wish(actor=user, wish_id=wish_id, claimer_id=body.claimer_id)
+    )
 
 
 @router.post(
@@ -209,7 +202,7 @@ async def accept_wish(wish_id: WishId, body: AcceptIn, user: CurrentUser) -> Wis
     responses=documented(401, 404, 422, 429, codes={403: ("not_claimer",), 409: ("not_claimed",)}),
 )
 async def release_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
-    return await service.release_wish(user=user, wish_id=wish_id)
+    return WishDetailOut.of(await service.release_wish(user=user, wish_id=wish_id))
 
 
 @router.post(
@@ -219,7 +212,7 @@ async def release_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def fulfil_wish(wish_id: WishId, body: FulfilIn, user: CurrentUser) -> WishDetailOut:
-    return await service.fulfil_wish(user=user, wish_id=wish_id, note=body.note)
+    return WishDetailOut.of(await service.fulfil_wish(user=user, wish_id=wish_id, note=body.note))
 
 
 @router.post(
@@ -235,8 +228,10 @@ async def fulfil_wish_with_photo(
     photo: Annotated[UploadFile, File(description="JPG、PNG 或 WebP，不超过 2 MB")],
 ) -> WishDetailOut:
     content = await photo.read(images.MAX_IMAGE_BYTES + 1)
-    return await service.fulfil_wish(
-        user=user, wish_id=wish_id, note=note, photo=(photo.content_type or "", content)
+    return WishDetailOut.of(
+        await service.fulfil_wish(
+            user=user, wish_id=wish_id, note=note, photo=(photo.content_type or "", content)
+        )
     )
 
 
@@ -247,8 +242,10 @@ async def fulfil_wish_with_photo(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def confirm_wish(wish_id: WishId, body: ConfirmIn, user: CurrentUser) -> WishDetailOut:
-    return await service.confirm_wish(
-        user=user, wish_id=wish_id, rating=body.rating, thanks=body.thanks
+    return WishDetailOut.of(
+        await service.confirm_wish(
+            user=user, wish_id=wish_id, rating=body.rating, thanks=body.thanks
+        )
     )
 
 
@@ -259,7 +256,7 @@ async def confirm_wish(wish_id: WishId, body: ConfirmIn, user: CurrentUser) -> W
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def withdraw_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
-    return await service.withdraw_wish(user=user, wish_id=wish_id)
+    return WishDetailOut.of(await service.withdraw_wish(user=user, wish_id=wish_id))
 
 
 @router.post(
@@ -269,7 +266,9 @@ async def withdraw_wish(wish_id: WishId, user: CurrentUser) -> WishDetailOut:
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def remove_wish(wish_id: WishId, body: RemoveIn, user: CurrentUser) -> WishDetailOut:
-    return await service.remove_wish(actor=user, wish_id=wish_id, reason=body.reason)
+    return WishDetailOut.of(
+        await service.remove_wish(actor=user, wish_id=wish_id, reason=body.reason)
+    )
 
 
 @router.get(
@@ -279,7 +278,7 @@ async def remove_wish(wish_id: WishId, body: RemoveIn, user: CurrentUser) -> Wis
     responses=responses(401, 422, 429),
 )
 async def list_my_wishes(user: CurrentUser, page: PageParams) -> PageOut[WishOut]:
-    return await service.list_my_wishes(user=user, page=page)
+    return WishOut.page(await lists.list_my_wishes(user=user, page=page))
 
 
 @router.get(
@@ -289,7 +288,7 @@ async def list_my_wishes(user: CurrentUser, page: PageParams) -> PageOut[WishOut
     responses=responses(401, 422, 429),
 )
 async def list_my_claims(user: CurrentUser, page: PageParams) -> PageOut[WishOut]:
-    return await service.list_my_claims(user=user, page=page)
+    return WishOut.page(await lists.list_my_claims(user=user, page=page))
 
 
 @router.get(
@@ -304,8 +303,10 @@ async def list_staff_wishes(
     community_id: CommunityFilter = None,
     status: Annotated[StaffStatusFilter | None, Query()] = None,
 ) -> PageOut[WishDetailOut]:
-    return await service.list_staff_wishes(
-        actor=user, page=page, community_id=community_id, status=status
+    return WishDetailOut.page(
+        await lists.list_staff_wishes(
+            actor=user, page=page, community_id=community_id, status=status
+        )
     )
 
 
@@ -318,7 +319,8 @@ async def list_staff_wishes(
 async def unit_credits(
     user: StaffUser, community_id: CommunityFilter = None
 ) -> list[UnitCreditOut]:
-    return await service.unit_credits(actor=user, community_id=community_id)
+    credits = await lists.unit_credits(actor=user, community_id=community_id)
+    return [UnitCreditOut.of(c) for c in credits]
 
 
 @router.get(
@@ -352,18 +354,13 @@ async def export_wishes(user: StaffUser, community_id: CommunityFilter = None) -
     ),
 )
 async def publish_board_item(
-    body: BoardItemIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    body: BoardItemIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def publish() -> BoardItemDetailOut:
-        return await board.publish_item(actor=user, **body.model_dump())
+        return BoardItemDetailOut.of(await board.publish_item(actor=user, data=body))
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint="POST /api/v1/board/items",
-        payload=body.model_dump(),
-        status_code=201,
-        action=publish,
+    return await once.run(
+        user_id=user.id, payload=body.model_dump(), status_code=201, action=publish
     )
 
 
@@ -381,8 +378,10 @@ async def list_board_items(
     category: Annotated[BoardCategory | None, Query()] = None,
     open_only: Annotated[bool, Query(description="只看仍可认领的")] = False,
 ) -> PageOut[BoardItemOut]:
-    return await board.list_items(
-        page=page, kind=kind, community_id=community_id, category=category, open_only=open_only
+    return BoardItemOut.page(
+        await board.list_items(
+            page=page, kind=kind, community_id=community_id, category=category, open_only=open_only
+        )
     )
 
 
@@ -394,7 +393,7 @@ async def list_board_items(
     responses=responses(404, 422, 429),
 )
 async def get_board_item(item_id: ItemId, user: OptionalUser) -> BoardItemDetailOut:
-    return await board.get_item(viewer=user, item_id=item_id)
+    return BoardItemDetailOut.of(await board.get_item(viewer=user, item_id=item_id))
 
 
 @router.post(
@@ -406,19 +405,16 @@ async def get_board_item(item_id: ItemId, user: OptionalUser) -> BoardItemDetail
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def claim_board_item(
-    item_id: ItemId, body: BoardClaimIn, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    item_id: ItemId, body: BoardClaimIn, user: CurrentUser, once: Idempotent
 ) -> JSONResponse:
     async def claim() -> BoardClaimOut:
-        return await board.claim_item(actor=user, item_id=item_id, **body.model_dump())
+        return BoardClaimOut.of(
+            await board.claim_item(
+                actor=user, item_id=item_id, unit_id=body.unit_id, community_id=body.community_id
+            )
+        )
 
-    return await idempotent(
-        key=idempotency_key,
-        user_id=user.id,
-        endpoint=f"POST /api/v1/board/items/{item_id}/claims",
-        payload=body.model_dump(),
-        status_code=201,
-        action=claim,
-    )
+    return await once.run(user_id=user.id, payload=body.model_dump(), status_code=201, action=claim)
 
 
 @router.post(
@@ -429,7 +425,7 @@ async def claim_board_item(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def close_board_item(item_id: ItemId, user: CurrentUser) -> BoardItemDetailOut:
-    return await board.close_item(actor=user, item_id=item_id)
+    return BoardItemDetailOut.of(await board.close_item(actor=user, item_id=item_id))
 
 
 @router.get(
@@ -440,7 +436,7 @@ async def close_board_item(item_id: ItemId, user: CurrentUser) -> BoardItemDetai
     responses=responses(401, 422, 429),
 )
 async def list_my_board_claims(user: CurrentUser, page: PageParams) -> PageOut[BoardClaimOut]:
-    return await board.list_claims_for(actor=user, page=page)
+    return BoardClaimOut.page(await board.list_claims_for(actor=user, page=page))
 
 
 @router.post(
@@ -451,7 +447,7 @@ async def list_my_board_claims(user: CurrentUser, page: PageParams) -> PageOut[B
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def confirm_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
-    return await board.confirm_claim(actor=user, claim_id=claim_id)
+    return BoardClaimOut.of(await board.confirm_claim(actor=user, claim_id=claim_id))
 
 
 @router.post(
@@ -462,7 +458,7 @@ async def confirm_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClai
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def decline_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
-    return await board.decline_claim(actor=user, claim_id=claim_id)
+    return BoardClaimOut.of(await board.decline_claim(actor=user, claim_id=claim_id))
 
 
 @router.post(
@@ -473,7 +469,7 @@ async def decline_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClai
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def cancel_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
-    return await board.cancel_claim(actor=user, claim_id=claim_id)
+    return BoardClaimOut.of(await board.cancel_claim(actor=user, claim_id=claim_id))
 
 
 @router.post(
@@ -486,7 +482,9 @@ async def cancel_board_claim(claim_id: ClaimId, user: CurrentUser) -> BoardClaim
 async def record_board_progress(
     claim_id: ClaimId, body: ProgressIn, user: CurrentUser
 ) -> BoardClaimOut:
-    return await board.record_progress(actor=user, claim_id=claim_id, note=body.note)
+    return BoardClaimOut.of(
+        await board.record_progress(actor=user, claim_id=claim_id, note=body.note)
+    )
 
 
 @router.post(
@@ -497,7 +495,7 @@ async def record_board_progress(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def mark_board_claim_done(claim_id: ClaimId, user: CurrentUser) -> BoardClaimOut:
-    return await board.mark_done(actor=user, claim_id=claim_id)
+    return BoardClaimOut.of(await board.mark_done(actor=user, claim_id=claim_id))
 
 
 @router.get(
@@ -508,4 +506,4 @@ async def mark_board_claim_done(claim_id: ClaimId, user: CurrentUser) -> BoardCl
     responses=responses(401, 403, 429),
 )
 async def board_matching(user: StreetAdmin) -> MatchingOut:
-    return await board.matching(actor=user)
+    return MatchingOut.of(await board.matching(actor=user))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from backend.accounts.schemas import OrgId
 from backend.core.ids import MAX_ID
-from backend.core.text import InModel
+from backend.core.pagination import OutModel
+from backend.core.text import CONTROL_MESSAGE, InModel, has_forbidden
 from backend.wishes.models import BOARD_CATEGORIES, WISH_CATEGORIES
 
 WishCategory = Literal[WISH_CATEGORIES]  # type: ignore[valid-type]
@@ -23,29 +25,54 @@ Viewer = Literal["public", "poster", "claimer", "staff"]
 ContactVia = Literal["direct", "community"]
 
 
-def _text(min_length: int, max_length: int):
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
-    ]
+def _one_line(value: str) -> str:
+    # InModel lets tab and newline through; a title or an address is one line.
+    if has_forbidden(value, multiline=False):
+        raise PydanticCustomError("text_control", CONTROL_MESSAGE)
+    return value
 
 
-Title = _text(2, 40)
+# Stripped, so a title of spaces is as short as it looks; the limits in `Field`, where the H5
+# forms read their boxes' maxlength (h5.forms.max_length); the length before the one-line
+# check, so a length error reads as one.
+_Stripped = StringConstraints(strip_whitespace=True)
+
+
+def _text(min_length: int, max_length: int, *, multiline: bool = True):
+    text = Annotated[str, _Stripped, Field(min_length=min_length, max_length=max_length)]
+    return text if multiline else Annotated[text, AfterValidator(_one_line)]
+
+
+# The limits of the notes and reasons, once: the keyword verbs (fulfil, confirm, review,
+# remove, progress) give them to clean_text for what reaches them without a model.
+NOTE_MIN, NOTE_MAX = 2, 500
+REASON_MIN, REASON_MAX = 2, 200
+SHORT_MAX = 200
+
+Title = _text(2, 40, multiline=False)
 Description = _text(5, 500)
-Note = _text(2, 500)
-Reason = _text(2, 200)
-ShortText = _text(0, 200)
-Address = _text(0, 100)
+Note = _text(NOTE_MIN, NOTE_MAX)
+Reason = _text(REASON_MIN, REASON_MAX)
+ShortText = _text(0, SHORT_MAX)
+Address = _text(0, 100, multiline=False)
 
 
 class WishIn(InModel):
-    community_id: OrgId = Field(description="发布心愿的社区（须是自己居住的社区）")
-    title: Title
-    description: Description = Field(description="心愿内容：请勿填写手机号、身份证号等个人信息")
-    category: WishCategory
-    needed_by: date | None = Field(None, description="希望在这一天之前实现（本地日期）")
-    address: Address = Field("", description="服务地点：工作人员可见，心愿人接受认领后认领人可见")
+    community_id: OrgId = Field(title="社区", description="发布心愿的社区（须是自己居住的社区）")
+    title: Title = Field(title="标题")
+    description: Description = Field(
+        title="心愿内容", description="心愿内容：请勿填写手机号、身份证号等个人信息"
+    )
+    category: WishCategory = Field(title="心愿类别")
+    needed_by: date | None = Field(
+        None, title="希望完成日期", description="希望在这一天之前实现（本地日期）"
+    )
+    address: Address = Field(
+        "", title="服务地点", description="服务地点：工作人员可见，心愿人接受认领后认领人可见"
+    )
     contact_via: ContactVia = Field(
         "direct",
+        title="联系方式",
         description="direct：接受认领后把心愿人的联系方式告知认领人；"
         "community：由社区联系，认领人只看到社区联系人",
     )
@@ -53,7 +80,10 @@ class WishIn(InModel):
 
 class ReviewIn(InModel):
     approve: StrictBool
-    reason: ShortText | None = Field(None, description="不通过时必填，会告知居民")
+    # The limit again on the optional field itself, where an H5 form reads it.
+    reason: ShortText | None = Field(
+        None, max_length=SHORT_MAX, title="审核意见", description="不通过时必填，会告知居民"
+    )
 
 
 class ClaimIn(InModel):
@@ -67,19 +97,21 @@ class AcceptIn(InModel):
 
 
 class FulfilIn(InModel):
-    note: Note = Field(description="完成情况说明")
+    note: Note = Field(title="完成情况", description="完成情况说明")
 
 
 class ConfirmIn(InModel):
     rating: int = Field(ge=1, le=5, strict=True, description="满意度 1–5")
-    thanks: ShortText | None = Field(None, description="给认领人的感谢话语")
+    thanks: ShortText | None = Field(
+        None, max_length=SHORT_MAX, title="感谢的话", description="给认领人的感谢话语"
+    )
 
 
 class RemoveIn(InModel):
-    reason: Reason = Field(description="关闭原因，会告知居民")
+    reason: Reason = Field(title="关闭原因", description="关闭原因，会告知居民")
 
 
-class Flag(BaseModel):
+class Flag(OutModel):
     """A stretch of text that looks like personal data (for staff review)."""
 
     kind: Literal["phone", "landline", "id_number"]
@@ -89,7 +121,7 @@ class Flag(BaseModel):
     end: int
 
 
-class Contact(BaseModel):
+class Contact(OutModel):
     """The poster's own contact: for staff, and for the claimer the poster accepted."""
 
     name: str
@@ -97,7 +129,7 @@ class Contact(BaseModel):
     address: str
 
 
-class CommunityContact(BaseModel):
+class CommunityContact(OutModel):
     """The community's public work contact, through whom a claimer reaches the poster."""
 
     community_name: str
@@ -105,7 +137,7 @@ class CommunityContact(BaseModel):
     phone: str = Field(description="工作电话")
 
 
-class WishEventOut(BaseModel):
+class WishEventOut(OutModel):
     action: str
     from_status: str | None
     to_status: str
@@ -114,7 +146,7 @@ class WishEventOut(BaseModel):
     created_at: datetime
 
 
-class WishOut(BaseModel):
+class WishOut(OutModel):
     """What anyone may see of a reviewed wish: the poster masked, no phone, no address."""
 
     id: int
@@ -164,7 +196,7 @@ class WishDetailOut(WishOut):
     flags: list[Flag] | None = Field(description="疑似个人信息（仅工作人员可见）")
 
 
-class UnitCreditOut(BaseModel):
+class UnitCreditOut(OutModel):
     unit_id: int
     unit_name: str
     claimed: int = Field(description="认领中")
@@ -176,13 +208,13 @@ class UnitCreditOut(BaseModel):
 
 
 class BoardItemIn(InModel):
-    kind: BoardKind = Field(description="need 社区需求 / resource 单位资源")
-    community_id: OrgId | None = Field(None, description="需求：发布的社区")
-    unit_id: OrgId | None = Field(None, description="资源：提供的单位")
-    title: Title
-    description: Description
-    category: BoardCategory
-    quantity: int = Field(ge=1, le=100, strict=True, description="可被认领的份数")
+    kind: BoardKind = Field(title="类型", description="need 社区需求 / resource 单位资源")
+    community_id: OrgId | None = Field(None, title="社区", description="需求：发布的社区")
+    unit_id: OrgId | None = Field(None, title="单位", description="资源：提供的单位")
+    title: Title = Field(title="标题")
+    description: Description = Field(title="内容")
+    category: BoardCategory = Field(title="类别")
+    quantity: int = Field(ge=1, le=100, strict=True, title="份数", description="可被认领的份数")
 
 
 class BoardClaimIn(InModel):
@@ -191,10 +223,10 @@ class BoardClaimIn(InModel):
 
 
 class ProgressIn(InModel):
-    note: Note
+    note: Note = Field(title="进展")
 
 
-class BoardContact(BaseModel):
+class BoardContact(OutModel):
     """The person on the other side of a claim: masked until the publisher confirms it."""
 
     name: str = Field(description="联系人（确认对接前脱敏，如 张**）")
@@ -202,7 +234,7 @@ class BoardContact(BaseModel):
     shared: bool = Field(description="是否已在确认对接后完整告知")
 
 
-class BoardClaimOut(BaseModel):
+class BoardClaimOut(OutModel):
     id: int
     item_id: int
     item_title: str
@@ -226,7 +258,7 @@ class BoardClaimOut(BaseModel):
     actions: list[str]
 
 
-class BoardItemOut(BaseModel):
+class BoardItemOut(OutModel):
     id: int
     kind: str
     community_id: int | None
@@ -247,7 +279,7 @@ class BoardItemDetailOut(BoardItemOut):
     actions: list[str]
 
 
-class CommunityMatchOut(BaseModel):
+class CommunityMatchOut(OutModel):
     community_id: int
     community_name: str
     needs: int = Field(description="发布的需求数")
@@ -257,11 +289,11 @@ class CommunityMatchOut(BaseModel):
     claims_done: int = Field(description="已完成的对接")
 
 
-class SuggestionOut(BaseModel):
+class SuggestionOut(OutModel):
     need: BoardItemOut
     resources: list[BoardItemOut] = Field(description="同类别、仍有名额的单位资源")
 
 
-class MatchingOut(BaseModel):
+class MatchingOut(OutModel):
     communities: list[CommunityMatchOut]
     suggestions: list[SuggestionOut]

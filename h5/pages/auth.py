@@ -15,6 +15,7 @@ from h5.session import (
     end_session,
     forget_oauth_state,
     is_wechat,
+    is_wecom,
     oauth_redirect,
     safe_next,
     session_user,
@@ -37,7 +38,11 @@ async def login(request: Request, next_path: NextParam = None) -> Response:
         return render_message(
             request,
             title="请在微信中打开",
-            desc="请在微信中关注街道公众号，从菜单“邻里”进入本页面。",
+            desc=(
+                "企业微信中无法登录，请复制链接到微信中打开，或在微信中关注街道公众号，从菜单“邻里”进入。"
+                if is_wecom(request)
+                else "请在微信中关注街道公众号，从菜单“邻里”进入本页面。"
+            ),
             kind="info",
             actions=(),
         )

@@ -4,6 +4,7 @@ and follow its delivery. Every rule lives in backend.notices."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Query, Request, Response
@@ -11,17 +12,20 @@ from fastapi.responses import HTMLResponse
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from backend.activities import service as activities_service
+from backend.activities import catalogue as activity_catalogue
 from backend.core.clock import local_text
-from backend.core.errors import Forbidden, Invalid
+from backend.core.errors import Invalid
 from backend.core.ids import optional_id, optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
 from backend.notices import service as notices_service
 from backend.notices.deps import MessageRenderer
+from backend.notices.schemas import NoticeIn
+from backend.notices.views import describe_reason, notice_status
 from backend.orgs import service as orgs_service
-from h5.forms import parse_local_datetime
+from h5.forms import build, collect, max_length, parse_local_datetime
 from h5.page import page_router, see_other
 from h5.render import describe_error, render
+from h5.scope import staff_scope
 from h5.session import CurrentUser, LoginRequired, page_user
 
 router = page_router()
@@ -68,7 +72,7 @@ async def _page(request: Request, template: str, **context: Any) -> HTMLResponse
         status_code=status_code,
         audience_labels=AUDIENCE_LABELS,
         status_labels=STATUS_LABELS,
-        status_of=notices_service.notice_status,
+        status_of=notice_status,
         local=local_text,
         **context,
     )
@@ -129,7 +133,7 @@ async def detail(
         notice=notice,
         manager=manager,
         delivery=delivery,
-        describe_reason=notices_service.describe_reason,
+        describe_reason=describe_reason,
         done=DONE_MESSAGES.get(done),
     )
 
@@ -145,24 +149,18 @@ async def _form(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    managed = await accounts_service.staff_community_ids(user)
-    if managed == []:
-        raise Forbidden("只有社区工作人员可以发布通知")
-    communities = [
-        c
-        for c in (await orgs_service.list_communities(page=_ALL)).items
-        if managed is None or c.id in managed
-    ]
-    community_ids = {c.id for c in communities}
-    activities = await activities_service.list_activities(page=_ALL, upcoming=True)
+    scope = await staff_scope(user, refuse="只有社区工作人员可以发布通知")
+    community_ids = scope.ids
+    activities = await activity_catalogue.list_activities(page=_ALL, upcoming=True)
     return await _page(
         request,
         "notices/form.html",
         status_code=status_code,
         draft=draft,
         error=error,
-        street_wide=managed is None,
-        communities=communities,
+        limit=partial(max_length, NoticeIn),
+        street_wide=await accounts_service.is_street_admin(user),
+        communities=scope.communities,
         buildings=(await orgs_service.list_buildings(page=_ALL)).items,
         units=(await orgs_service.list_units(page=_ALL)).items,
         activities=[
@@ -176,8 +174,8 @@ class DraftForm:
 
     def __init__(
         self,
-        # Text lengths and characters are the service's to judge (the model columns'
-        # limits), so its message names the field on the form.
+        # Text lengths and characters are the model's to judge (NoticeIn), so its message
+        # names the field on the form.
         title: Annotated[str, Form()] = "",
         body: Annotated[str, Form()] = "",
         community_id: Annotated[str, Form(max_length=20)] = "",
@@ -200,19 +198,30 @@ class DraftForm:
             "publish_at": publish_at,
         }
 
-    def fields(self) -> dict[str, Any]:
-        raw = self.raw
-        return {
+    def data(self) -> NoticeIn:
+        """The form as the notice model (Invalid naming every wrong field)."""
+        raw, errors = self.raw, {}
+        values = {
             "title": raw["title"],
             "body": raw["body"],
-            "community_id": optional_org_id(raw["community_id"]),
+            "community_id": collect(
+                errors, optional_org_id, raw["community_id"], field="community_id"
+            ),
             "audience": raw["audience"],
-            "building_ids": [optional_org_id(b, field="building_ids") for b in raw["building_ids"]],
-            "unit_ids": [optional_org_id(u, field="unit_ids") for u in raw["unit_ids"]],
-            "activity_id": optional_id(raw["activity_id"], field="activity_id"),
+            "building_ids": [
+                collect(errors, optional_org_id, b, field="building_ids")
+                for b in raw["building_ids"]
+            ],
+            "unit_ids": [
+                collect(errors, optional_org_id, u, field="unit_ids") for u in raw["unit_ids"]
+            ],
+            "activity_id": collect(errors, optional_id, raw["activity_id"], field="activity_id"),
             "link": raw["link"],
-            "publish_at": parse_local_datetime(raw["publish_at"], field="publish_at"),
+            "publish_at": collect(
+                errors, parse_local_datetime, raw["publish_at"], field="publish_at"
+            ),
         }
+        return build(NoticeIn, values, errors)
 
 
 Draft = Annotated[DraftForm, Depends()]
@@ -224,7 +233,7 @@ async def preview(
 ) -> HTMLResponse:
     try:
         shown = await notices_service.preview_notice(
-            actor=user, render=render_message, **draft.fields()
+            actor=user, render=render_message, data=draft.data()
         )
     except Invalid as exc:
         return await _form(
@@ -245,7 +254,7 @@ async def publish(
     if back:
         return await _form(request, user, draft=draft.raw)
     try:
-        notice = await notices_service.create_notice(actor=user, **draft.fields())
+        notice = await notices_service.create_notice(actor=user, data=draft.data())
     except Invalid as exc:
         return await _form(
             request, user, draft=draft.raw, error=describe_error(exc), status_code=422

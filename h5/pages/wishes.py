@@ -1,10 +1,10 @@
-"""微心愿 pages: the wish wall, posting, claim → fulfil → confirm, staff review, and the
-双向认领 board. Every rule lives in backend.wishes; these handlers only parse and render."""
+"""微心愿 pages for residents and members: the wish wall, posting, claim → fulfil → confirm,
+and the 双向认领 board (staff review, export and matching are wishes_staff). Every rule lives in
+backend.wishes; these handlers only parse and render."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import File, Form, Query, Request, Response, UploadFile
@@ -13,23 +13,40 @@ from fastapi.responses import HTMLResponse
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core import images
-from backend.core.clock import local_text
-from backend.core.errors import DomainError, Invalid, RateLimited
+from backend.core.clock import local_text, local_today
+from backend.core.errors import DomainError, Forbidden, Invalid, RateLimited
 from backend.core.ids import optional_org_id
 from backend.core.pagination import MAX_LIMIT, PageRequest
-from backend.core.xlsx import xlsx_response
 from backend.orgs import service as orgs_service
-from backend.wishes import board, export
+from backend.wishes import board, contacts, lists
 from backend.wishes import service as wishes_service
+from backend.wishes.exceptions import NotResident
 from backend.wishes.models import BOARD_CATEGORIES, WISH_CATEGORIES
-from backend.wishes.schemas import WishDetailOut
+from backend.wishes.schemas import (
+    BoardItemIn,
+    ConfirmIn,
+    FulfilIn,
+    ProgressIn,
+    RemoveIn,
+    ReviewIn,
+    WishIn,
+)
+from backend.wishes.views import (
+    ACTION_LABELS,
+    CLAIM_STATUS_LABELS,
+    KIND_LABELS,
+    STATUS_LABELS,
+    WishDetail,
+)
+from h5.forms import build, collect, max_length, parse_date
 from h5.page import page_router, see_other
 from h5.render import describe_error, render
+from h5.scope import staff_scope
 from h5.session import CurrentUser, safe_next
 
 router = page_router()
 
-_ALL = PageRequest(limit=MAX_LIMIT)
+ALL = PageRequest(limit=MAX_LIMIT)
 Text = Annotated[str, Form(max_length=2000)]
 
 DONE_MESSAGES = {
@@ -53,6 +70,16 @@ DONE_MESSAGES = {
     "close": "已停止认领",
 }
 FLAG_LABELS = {"phone": "手机号", "landline": "电话号码", "id_number": "身份证号"}
+# The models behind the pages' forms, whose limits the boxes' maxlength show.
+FORMS = {
+    "wish": WishIn,
+    "board": BoardItemIn,
+    "review": ReviewIn,
+    "fulfil": FulfilIn,
+    "confirm": ConfirmIn,
+    "remove": RemoveIn,
+    "progress": ProgressIn,
+}
 BOARD_STEPS = {
     "confirm": board.confirm_claim,
     "decline": board.decline_claim,
@@ -61,7 +88,12 @@ BOARD_STEPS = {
 }
 
 
-async def _page(request: Request, user: User, template: str, **context: Any) -> HTMLResponse:
+def limit(form: str, field: str) -> int | None:
+    """The maxlength of a form box: the limit of `field` in the form's model."""
+    return max_length(FORMS[form], field)
+
+
+async def page(request: Request, user: User, template: str, **context: Any) -> HTMLResponse:
     """Render a wishes page with what every one of them needs (tabs, labels, time format)."""
     status_code = context.pop("status_code", 200)
     return render(
@@ -71,12 +103,13 @@ async def _page(request: Request, user: User, template: str, **context: Any) -> 
         user=user,
         is_staff=await accounts_service.is_staff_anywhere(user),
         is_admin=await accounts_service.is_street_admin(user),
-        status_labels=wishes_service.STATUS_LABELS,
-        action_labels=wishes_service.ACTION_LABELS,
-        claim_labels=board.CLAIM_STATUS_LABELS,
-        kind_labels=board.KIND_LABELS,
+        status_labels=STATUS_LABELS,
+        action_labels=ACTION_LABELS,
+        claim_labels=CLAIM_STATUS_LABELS,
+        kind_labels=KIND_LABELS,
         flag_labels=FLAG_LABELS,
         local=local_text,
+        limit=limit,
         **context,
     )
 
@@ -98,8 +131,8 @@ async def wall(
         "status": status or None,
         "community_id": optional_org_id(community_id),
     }
-    wishes = await wishes_service.list_wishes(page=PageRequest(cursor=cursor), **filters)
-    return await _page(
+    wishes = await lists.list_wishes(page=PageRequest(cursor=cursor), **filters)
+    return await page(
         request,
         user,
         "wishes/wall.html",
@@ -107,7 +140,7 @@ async def wall(
         wishes=wishes,
         filters=filters,
         categories=WISH_CATEGORIES,
-        communities=(await orgs_service.list_communities(page=_ALL)).items,
+        communities=(await orgs_service.list_communities(page=ALL)).items,
     )
 
 
@@ -129,7 +162,7 @@ async def _wish_form(
         if user.community_id
         else None
     )
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/form.html",
@@ -137,7 +170,7 @@ async def _wish_form(
         community=community,
         categories=WISH_CATEGORIES,
         values=values or {},
-        today=wishes_service.local_today().isoformat(),
+        today=local_today().isoformat(),
         error=error,
         status_code=status_code,
     )
@@ -162,17 +195,21 @@ async def post_wish(
         "address": address,
         "contact_via": contact_via,
     }
+    if user.community_id is None:
+        # The service's refusal, before the model (which needs a community) names a field.
+        raise NotResident()
+    errors: dict[str, str] = {}
     try:
-        wish = await wishes_service.submit_wish(
-            user=user,
-            community_id=user.community_id or 0,
-            title=title,
-            description=description,
-            category=category,
-            needed_by=_parse_date(needed_by),
-            address=address,
-            contact_via=contact_via,
+        data = build(
+            WishIn,
+            {
+                **values,
+                "community_id": user.community_id,
+                "needed_by": collect(errors, parse_date, needed_by, field="needed_by"),
+            },
+            errors,
         )
+        wish = await wishes_service.submit_wish(user=user, data=data)
     except (Invalid, RateLimited) as exc:
         return await _wish_form(
             request, user, values=values, error=describe_error(exc), status_code=exc.status_code
@@ -180,69 +217,16 @@ async def post_wish(
     return see_other(f"/h5/wishes/{wish.id}?done=submitted")
 
 
-def _parse_date(value: str) -> date | None:
-    if not value.strip():
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise Invalid(fields={"needed_by": "日期格式不正确"}) from exc
-
-
 @router.get("/h5/wishes/mine")
 async def mine(request: Request, user: CurrentUser) -> HTMLResponse:
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/mine.html",
         tab="mine",
-        posted=(await wishes_service.list_my_wishes(user=user, page=_ALL)).items,
-        claimed=(await wishes_service.list_my_claims(user=user, page=_ALL)).items,
+        posted=(await lists.list_my_wishes(user=user, page=ALL)).items,
+        claimed=(await lists.list_my_claims(user=user, page=ALL)).items,
     )
-
-
-# --- staff: review queue, unit credits, export ---
-
-
-@router.get("/h5/wishes/review")
-async def review_queue(
-    request: Request,
-    user: CurrentUser,
-    community_id: Annotated[str, Query(max_length=20)] = "",
-    done: Annotated[str | None, Query(max_length=16)] = None,
-) -> HTMLResponse:
-    community = optional_org_id(community_id)
-    queue = await wishes_service.list_staff_wishes(
-        actor=user, page=_ALL, community_id=community, status="pending_review"
-    )
-    return await _page(
-        request,
-        user,
-        "wishes/review.html",
-        tab="review",
-        queue=[(w, _highlighted(w)) for w in queue.items],
-        credits=await wishes_service.unit_credits(actor=user, community_id=community),
-        community_id=community,
-        done=DONE_MESSAGES.get(done or ""),
-    )
-
-
-def _highlighted(wish: WishDetailOut) -> dict[str, list[tuple[str, str | None]]]:
-    return {
-        "title": wishes_service.highlight_segments(wish.title),
-        "description": wishes_service.highlight_segments(wish.description),
-        "address": wishes_service.highlight_segments(wish.contact.address if wish.contact else ""),
-    }
-
-
-@router.get("/h5/wishes/export.xlsx")
-async def export_xlsx(
-    user: CurrentUser, community_id: Annotated[str, Query(max_length=20)] = ""
-) -> Response:
-    content = await export.export_wishes_xlsx(
-        actor=user, community_id=optional_org_id(community_id)
-    )
-    return xlsx_response("wishes.xlsx", content)
 
 
 # --- the two-way board ---
@@ -256,7 +240,7 @@ async def board_page(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     items = await board.list_items(page=PageRequest(cursor=cursor), kind=kind)
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/board.html",
@@ -278,7 +262,7 @@ async def _board_form(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/board_form.html",
@@ -294,9 +278,11 @@ async def _board_form(
 
 
 async def _staff_communities(user: User) -> list:
-    allowed = await accounts_service.staff_community_ids(user)
-    communities = (await orgs_service.list_communities(page=_ALL)).items
-    return [c for c in communities if allowed is None or c.id in allowed]
+    """The communities `user` may publish needs for or claim resources for (none if not staff)."""
+    try:
+        return (await staff_scope(user)).communities
+    except Forbidden:
+        return []
 
 
 @router.get("/h5/wishes/board/new")
@@ -324,17 +310,26 @@ async def publish_board_item(
         "category": category,
         "quantity": quantity,
     }
+    errors: dict[str, str] = {}
     try:
-        item = await board.publish_item(
-            actor=user,
-            kind=kind,
-            community_id=optional_org_id(community_id) if kind == "need" else None,
-            unit_id=user.unit_id if kind == "resource" else None,
-            title=title,
-            description=description,
-            category=category,
-            quantity=int(quantity) if quantity.strip().isdigit() else 0,
+        data = build(
+            BoardItemIn,
+            {
+                "kind": kind,
+                "community_id": (
+                    collect(errors, optional_org_id, community_id, field="community_id")
+                    if kind == "need"
+                    else None
+                ),
+                "unit_id": user.unit_id if kind == "resource" else None,
+                "title": title,
+                "description": description,
+                "category": category,
+                "quantity": int(quantity) if quantity.strip().isdigit() else 0,
+            },
+            errors,
         )
+        item = await board.publish_item(actor=user, data=data)
     except (Invalid, RateLimited) as exc:
         return await _board_form(
             request,
@@ -347,13 +342,6 @@ async def publish_board_item(
     return see_other(f"/h5/wishes/board/{item.id}?done=published")
 
 
-@router.get("/h5/wishes/board/matching")
-async def matching_page(request: Request, user: CurrentUser) -> HTMLResponse:
-    return await _page(
-        request, user, "wishes/matching.html", tab="board", result=await board.matching(actor=user)
-    )
-
-
 async def _board_item_page(
     request: Request,
     user: User,
@@ -363,7 +351,7 @@ async def _board_item_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/board_item.html",
@@ -448,6 +436,15 @@ async def act_on_board_claim(
 # --- one wish ---
 
 
+def highlighted(wish: WishDetail) -> dict[str, list[tuple[str, str | None]]]:
+    """The wish's texts cut into pieces, the ones that look like personal data marked (staff)."""
+    return {
+        "title": contacts.highlight_segments(wish.title),
+        "description": contacts.highlight_segments(wish.description),
+        "address": contacts.highlight_segments(wish.contact.address if wish.contact else ""),
+    }
+
+
 async def _wish_page(
     request: Request,
     user: User,
@@ -457,16 +454,16 @@ async def _wish_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    wish = await wishes_service.get_wish(viewer=user, wish_id=wish_id)
+    wish = await contacts.get_wish(viewer=user, wish_id=wish_id)
     unit = await orgs_service.get_unit(unit_id=user.unit_id) if user.unit_id else None
-    return await _page(
+    return await page(
         request,
         user,
         "wishes/detail.html",
         tab="wall",
         wish=wish,
         unit=unit,
-        highlighted=_highlighted(wish) if wish.flags else None,
+        highlighted=highlighted(wish) if wish.flags else None,
         done=DONE_MESSAGES.get(done or ""),
         error=error,
         status_code=status_code,
@@ -485,7 +482,7 @@ async def wish_detail(
 
 @router.get("/h5/wishes/{wish_id}/photo")
 async def wish_photo(user: CurrentUser, wish_id: int) -> Response:
-    photo = await wishes_service.get_wish_photo(viewer=user, wish_id=wish_id)
+    photo = await contacts.get_wish_photo(viewer=user, wish_id=wish_id)
     return Response(
         photo.content,
         media_type=photo.content_type,
@@ -493,7 +490,7 @@ async def wish_photo(user: CurrentUser, wish_id: int) -> Response:
     )
 
 
-async def _on_wish(
+async def on_wish(
     request: Request, user: User, wish_id: int, action: Awaitable[Any], done: str, back: str = ""
 ) -> Response:
     """Run a transition; on a refusal show the wish again with the reason on top."""
@@ -516,7 +513,7 @@ async def claim(
     for_unit: Annotated[str, Form(max_length=4)] = "",
 ) -> Response:
     unit_id = user.unit_id if for_unit else None
-    return await _on_wish(
+    return await on_wish(
         request,
         user,
         wish_id,
@@ -534,18 +531,18 @@ async def accept(
 ) -> Response:
     # The claimer the page showed: if someone else holds the claim by now, nothing is shared.
     claimer = int(claimer_id) if claimer_id.isdigit() else 0
-    return await _on_wish(
+    return await on_wish(
         request,
         user,
         wish_id,
-        wishes_service.accept_wish(actor=user, wish_id=wish_id, claimer_id=claimer),
+        contacts.accept_wish(actor=user, wish_id=wish_id, claimer_id=claimer),
         "accepted",
     )
 
 
 @router.post("/h5/wishes/{wish_id}/release")
 async def release(request: Request, user: CurrentUser, wish_id: int) -> Response:
-    return await _on_wish(
+    return await on_wish(
         request, user, wish_id, wishes_service.release_wish(user=user, wish_id=wish_id), "released"
     )
 
@@ -563,7 +560,7 @@ async def fulfil(
         # One byte over the limit is enough for the service to refuse it.
         content = await photo.read(images.MAX_IMAGE_BYTES + 1)
         upload = (photo.content_type or "", content)
-    return await _on_wish(
+    return await on_wish(
         request,
         user,
         wish_id,
@@ -581,7 +578,7 @@ async def confirm(
     thanks: Text = "",
 ) -> Response:
     stars = int(rating) if rating.isdigit() else 0
-    return await _on_wish(
+    return await on_wish(
         request,
         user,
         wish_id,
@@ -592,43 +589,10 @@ async def confirm(
 
 @router.post("/h5/wishes/{wish_id}/withdraw")
 async def withdraw(request: Request, user: CurrentUser, wish_id: int) -> Response:
-    return await _on_wish(
+    return await on_wish(
         request,
         user,
         wish_id,
         wishes_service.withdraw_wish(user=user, wish_id=wish_id),
         "withdrawn",
-    )
-
-
-@router.post("/h5/wishes/{wish_id}/review")
-async def review(
-    request: Request,
-    user: CurrentUser,
-    wish_id: int,
-    decision: Annotated[str, Form(max_length=8)] = "",
-    reason: Text = "",
-    back: Annotated[str, Form(max_length=512)] = "",
-) -> Response:
-    if decision not in ("approve", "reject"):
-        raise Invalid("请选择通过或不通过")
-    approve = decision == "approve"
-    return await _on_wish(
-        request,
-        user,
-        wish_id,
-        wishes_service.review_wish(actor=user, wish_id=wish_id, approve=approve, reason=reason),
-        "approved" if approve else "rejected",
-        back,
-    )
-
-
-@router.post("/h5/wishes/{wish_id}/remove")
-async def remove(request: Request, user: CurrentUser, wish_id: int, reason: Text = "") -> Response:
-    return await _on_wish(
-        request,
-        user,
-        wish_id,
-        wishes_service.remove_wish(actor=user, wish_id=wish_id, reason=reason),
-        "removed",
     )

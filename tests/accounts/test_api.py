@@ -10,6 +10,8 @@ from tests.factories import (
     auth_headers,
     make_building,
     make_community,
+    make_staff,
+    make_street_admin,
     make_unit,
     make_user,
 )
@@ -49,7 +51,11 @@ async def test_login_goes_to_the_fake_wechat_and_returns_a_token(client, fake_we
     assert call.query["js_code"] == "code-ok"
     # code2session needs no access token: none is fetched, so none can race the bot's.
     assert "access_token" not in call.query
-    assert fake_wechat.calls_to("/cgi-bin/token") == []
+    assert (
+        fake_wechat.calls_to("/cgi-bin/token")
+        == fake_wechat.calls_to("/cgi-bin/stable_token")
+        == []
+    )
 
     me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200
@@ -273,7 +279,7 @@ async def test_patch_me_refuses_bad_values_with_fields(client):
 
 
 async def test_ids_beyond_any_column_are_422_not_500(client):
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     headers = auth_headers(admin)
 
     patched = await client.patch("/api/v1/me", json={"unit_id": 2**40}, headers=headers)
@@ -299,7 +305,7 @@ async def test_patch_me_needs_login(client):
 
 async def test_street_admin_grants_and_revokes_staff(client):
     community = await make_community()
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     target = await make_user()
     body = {"user_id": target.id, "role": "staff", "community_id": community.id}
 
@@ -328,7 +334,7 @@ async def test_street_admin_grants_and_revokes_staff(client):
 
 async def test_only_street_admins_use_the_grant_api(client):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     target = await make_user()
     body = {"user_id": target.id, "role": "staff", "community_id": community.id}
 
@@ -346,7 +352,7 @@ async def test_only_street_admins_use_the_grant_api(client):
 
 async def test_grant_api_refuses_bad_grants(client):
     community = await make_community()
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     target = await make_user()
     headers = auth_headers(admin)
 

@@ -1,9 +1,13 @@
 """`linli grant OPENID ROLE [--community SLUG]` as an operator runs it: a subprocess."""
 
+import pytest
+
 from backend.accounts import service
 from backend.accounts.models import RoleGrant
 from tests.conftest import linli_env, run_linli
 from tests.factories import make_community, make_user
+
+pytestmark = pytest.mark.slow
 
 
 async def test_grant_staff_and_street_admin(db):

@@ -10,7 +10,7 @@ from backend.core.config import reset_settings
 from backend.core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from backend.core.models import OutboxMessage
 from tests.conftest import PROD_ENV
-from tests.factories import make_community, make_user
+from tests.factories import make_community, make_staff, make_street_admin, make_user
 
 
 async def welcome_rows(user_id: int) -> list[OutboxMessage]:
@@ -247,7 +247,7 @@ async def test_roles_follow_profile_and_grants(db):
 async def test_staff_of_one_community_cannot_act_on_another(db):
     a = await make_community(slug="a")
     b = await make_community(slug="b")
-    staff_a = await make_user(community=a, roles=["staff"])
+    staff_a = await make_staff(a)
     resident = await make_user(community=a)
 
     assert await service.is_staff_of(staff_a, a.id)
@@ -267,7 +267,7 @@ async def test_staff_of_one_community_cannot_act_on_another(db):
 async def test_street_admin_is_staff_everywhere(db):
     a = await make_community()
     b = await make_community()
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
 
     assert await service.is_staff_of(admin, a.id)
     assert await service.is_staff_of(admin, b.id)
@@ -279,8 +279,8 @@ async def test_street_admin_is_staff_everywhere(db):
 async def test_grant_rules(db):
     a = await make_community()
     b = await make_community()
-    admin = await make_user(roles=["street_admin"])
-    staff_a = await make_user(community=a, roles=["staff"])
+    admin = await make_street_admin()
+    staff_a = await make_staff(a)
     resident = await make_user(community=a)
     target = await make_user(community=a)
 
@@ -345,7 +345,7 @@ async def test_grant_is_idempotent_inside_a_callers_transaction(db):
 
 async def test_revoke_role(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
 
     assert await service.revoke_role(
         actor=None, user_id=staff.id, role="staff", community_id=community.id

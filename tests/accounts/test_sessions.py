@@ -8,10 +8,10 @@ import pytest
 from backend.accounts import service
 from backend.accounts.models import User
 from backend.activities.models import Booking
-from backend.party import service as party_service
+from backend.party import registrations
 from backend.party.models import PartyRegistration
-from tests.activities.helpers import freeze, make_activity
-from tests.factories import make_community, make_user
+from tests.factories import make_community, make_staff, make_street_admin, make_user
+from tests.factories.activities import freeze, make_activity
 
 LOGIN = "/api/v1/auth/miniprogram/login"
 SITE = "http://testserver"
@@ -57,8 +57,8 @@ async def test_logout_needs_a_live_token(client):
 
 async def test_revoke_by_an_admin_ends_the_holders_sessions(client):
     community = await make_community()
-    admin = await make_user(roles=["street_admin"])
-    staff = await make_user(community=community, roles=["staff"])
+    admin = await make_street_admin()
+    staff = await make_staff(community)
     old = service.issue_access_token(user_id=staff.id)
     admin_token = service.issue_access_token(user_id=admin.id)
     assert (await client.get("/api/v1/me", headers=bearer(old))).status_code == 200
@@ -82,7 +82,7 @@ async def test_revoke_by_an_admin_ends_the_holders_sessions(client):
 async def test_revoking_a_role_not_held_keeps_sessions(db):
     community = await make_community()
     user = await make_user(community=community)
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     assert not await service.revoke_role(
         actor=admin, user_id=user.id, role="staff", community_id=community.id
     )
@@ -106,7 +106,7 @@ async def test_leaving_the_party_report_in_oneself_keeps_the_session(client):
     )
     token = service.issue_access_token(user_id=member.id)
 
-    await party_service.withdraw_registration(user=member)
+    await registrations.withdraw_registration(user=member)
 
     me = await client.get("/api/v1/me", headers=bearer(token))
     assert me.status_code == 200 and "party_member" not in me.json()["roles"]

@@ -26,8 +26,10 @@ async def test_api_client_fetches_its_token_and_sends_through_the_fake(settings,
     )
 
     assert result["errcode"] == 0
-    (token_call,) = fake_wechat.calls_to("/cgi-bin/token")
-    assert token_call.query["appid"] == settings.oa_appid
+    # The stable interface, so that this fetch does not end the token the bot sends with.
+    assert fake_wechat.calls_to("/cgi-bin/token") == []
+    (token_call,) = fake_wechat.calls_to("/cgi-bin/stable_token")
+    assert token_call.body["appid"] == settings.oa_appid
     (send,) = fake_wechat.calls_to("/cgi-bin/message/template/send")
     assert send.query["access_token"].startswith(f"token-{settings.oa_appid}-")
     assert send.body["touser"] == "oa-openid"

@@ -6,12 +6,12 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from backend.activities import service
+from backend.activities import draws
 from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
 from backend.core.config import reset_settings
-from tests.activities.helpers import activity_fields, as_json, freeze, make_activity
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import auth_headers, make_community, make_staff, make_user, session_cookies
+from tests.factories.activities import activity_fields, as_json, freeze, make_activity
 
 
 def code_of(response) -> str:
@@ -27,7 +27,7 @@ async def post_booking(client, activity, user, **headers):
 async def test_staff_create_and_the_public_read_seats_and_state(client):
     freeze()
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     body = as_json(activity_fields(community, capacity=30, waitlist_capacity=20))
     created = await client.post("/api/v1/activities", json=body, headers=auth_headers(staff))
     assert created.status_code == 201, created.text
@@ -157,7 +157,7 @@ async def test_staff_routes_refuse_residents_and_other_communities(client):
     community = await make_community()
     activity = await make_activity(community)
     resident = await make_user(community=community)
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
+    other_staff = await make_staff(await make_community())
     body = as_json(activity_fields(community))
     create = await client.post("/api/v1/activities", json=body, headers=auth_headers(resident))
     assert (create.status_code, code_of(create)) == (403, "forbidden")
@@ -177,7 +177,7 @@ async def test_staff_routes_refuse_residents_and_other_communities(client):
 async def test_bad_input_is_422_with_fields(client):
     freeze()
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     body = activity_fields(community)
     body["ends_at"] = body["starts_at"] - timedelta(hours=1)
     response = await client.post(
@@ -253,7 +253,7 @@ async def test_draw_record_for_staff(client):
     before = await client.get(f"/api/v1/activities/{activity.id}/draw", headers=auth_headers(staff))
     assert before.json()["seed"] is None and before.json()["seed_hash"]
     clock.set(activity.booking_closes_at)
-    await service.run_due_draws()
+    await draws.run_due_draws()
     after = await client.get(f"/api/v1/activities/{activity.id}/draw", headers=auth_headers(staff))
     record = after.json()
     assert hashlib.sha256(record["seed"].encode()).hexdigest() == record["seed_hash"]

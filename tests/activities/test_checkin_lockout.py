@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 
 from backend.accounts.models import User
-from backend.activities import service
+from backend.activities import attendance, bookings
 from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
 from backend.core.errors import DomainError
 from backend.core.models import UsageCounter
-from tests.activities.helpers import freeze, make_activity, residents
 from tests.factories import auth_headers, make_community, session_cookies
+from tests.factories.activities import freeze, make_activity, residents
 from tests.h5.conftest import csrf_token
 
 LIMIT = 5  # the default LINLI_CHECKIN_MAX_FAILURES
@@ -27,7 +27,7 @@ async def _booked_activity(people: int) -> tuple[Activity, list[User]]:
     activity = await make_activity(community, capacity=people, points=5)
     bookers = await residents(community, people)
     for person in bookers:
-        await service.book_activity(user_id=person.id, activity_id=activity.id)
+        await bookings.book_activity(user_id=person.id, activity_id=activity.id)
     # The class starts at 10:00 Shanghai time, which also starts a 15-minute window.
     clock.set(activity.starts_at)
     return activity, bookers
@@ -35,7 +35,7 @@ async def _booked_activity(people: int) -> tuple[Activity, list[User]]:
 
 async def _code(activity: Activity) -> str:
     staff = await User.get(id=activity.created_by_id)
-    return (await service.issue_checkin_code(actor=staff, activity_id=activity.id))[0]
+    return (await attendance.issue_checkin_code(actor=staff, activity_id=activity.id)).code
 
 
 async def _wrong(activity: Activity) -> str:
@@ -52,13 +52,13 @@ async def test_wrong_codes_lock_out_one_person_until_the_window_ends(db):
     activity, (guesser, neighbour) = await _booked_activity(2)
     for _ in range(LIMIT):
         wrong = await _refused(
-            service.check_in(user=guesser, activity_id=activity.id, code=await _wrong(activity))
+            attendance.check_in(user=guesser, activity_id=activity.id, code=await _wrong(activity))
         )
         assert wrong.code == "checkin_code_invalid"
 
     # Even the right code is refused now, with when to come back.
     locked = await _refused(
-        service.check_in(user=guesser, activity_id=activity.id, code=await _code(activity))
+        attendance.check_in(user=guesser, activity_id=activity.id, code=await _code(activity))
     )
     assert (locked.status_code, locked.code) == (429, "checkin_locked")
     assert "10:15 后再试" in locked.message
@@ -66,13 +66,15 @@ async def test_wrong_codes_lock_out_one_person_until_the_window_ends(db):
 
     # The neighbour at the same class is not locked.
     assert (
-        await service.check_in(user=neighbour, activity_id=activity.id, code=await _code(activity))
+        await attendance.check_in(
+            user=neighbour, activity_id=activity.id, code=await _code(activity)
+        )
         == 5
     )
 
     clock.advance(timedelta(minutes=15))
     assert (
-        await service.check_in(user=guesser, activity_id=activity.id, code=await _code(activity))
+        await attendance.check_in(user=guesser, activity_id=activity.id, code=await _code(activity))
         == 5
     )
     assert (await Booking.get(user_id=guesser.id)).status == "attended"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from backend.accounts.models import User
-from backend.activities import gate, service
+from backend.activities import bookings, gate
 from backend.activities.models import Activity
 from backend.core.redis import RedisKeyValue, get_kv
-from tests.activities.helpers import freeze, make_activity, residents
 from tests.factories import make_community, make_user
+from tests.factories.activities import freeze, make_activity, residents
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.redis])]
@@ -35,7 +35,7 @@ async def set_counter(activity: Activity, value: int) -> None:
 
 
 def book(user: User, activity: Activity):
-    return service.book_activity(user_id=user.id, activity_id=activity.id)
+    return bookings.book_activity(user_id=user.id, activity_id=activity.id)
 
 
 async def code(coro) -> str:
@@ -111,7 +111,7 @@ async def test_freed_places_reset_the_counter(db):
     first, second = await residents(community, 2)
     view = await book(first, activity)
     assert await counter(activity) == 0
-    await service.cancel_booking(user=first, booking_id=view.booking.id)
+    await bookings.cancel_booking(user=first, booking_id=view.booking.id)
     assert await counter(activity) is None
     assert await holders(activity) == set()
     assert (await book(second, activity)).booking.status == ("confirmed")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend.activities.models import Activity
-from tests.activities.helpers import activity_fields, as_json, freeze, make_activity
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import auth_headers, make_community, make_staff, session_cookies
+from tests.factories.activities import activity_fields, as_json, freeze, make_activity
 from tests.h5.conftest import csrf_token
 
 EXTREME = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:00+00:00", "1970-01-01T00:00:00Z",
@@ -22,7 +22,7 @@ TIMES = ["starts_at", "ends_at", "booking_opens_at", "booking_closes_at", "cance
 async def staff(db: None):
     freeze()
     community = await make_community()
-    return community, await make_user(community=community, roles=["staff"])
+    return community, await make_staff(community)
 
 
 @pytest.mark.parametrize(

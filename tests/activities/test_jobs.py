@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from backend.activities import service
+from backend.activities import bookings
 from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
 from backend.core.models import OutboxMessage
 from bot import jobs_activities
 from bot.scheduler import JOBS, Scheduler
-from tests.activities.helpers import freeze, make_activity, residents
 from tests.factories import make_community
+from tests.factories.activities import freeze, make_activity, residents
 
 ACTIVITY_JOBS = {"activities.reminders", "activities.draws", "activities.no_shows"}
 
@@ -26,7 +26,7 @@ async def test_the_scheduler_runs_draw_reminder_and_no_show_jobs(db, settings):
     people = await residents(community, 3)
     drawn = await make_activity(community, capacity=1, waitlist_capacity=1, mode="draw")
     for person in people:
-        await service.book_activity(user_id=person.id, activity_id=drawn.id)
+        await bookings.book_activity(user_id=person.id, activity_id=drawn.id)
     jobs = [job for job in JOBS if job.name in ACTIVITY_JOBS]
 
     clock.set(drawn.booking_closes_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.accounts.models import User
-from backend.activities import service
+from backend.activities import bookings
 from backend.activities.models import Activity
 from backend.seed import DEMO_CLASSES
 from tests.seeding import seeded_twice
@@ -15,7 +15,7 @@ async def test_demo_classes_are_seeded_once_and_bookable(settings):
         assert titles == [c[0] for c in DEMO_CLASSES]
         yoga = await Activity.get(title="舞韵瑜伽")
         worker = await User.get(persona="worker")
-        view = await service.book_activity(user_id=worker.id, activity_id=yoga.id)
+        view = await bookings.book_activity(user_id=worker.id, activity_id=yoga.id)
         assert view.booking.status == "confirmed"
         baking = await Activity.get(title="西式烘焙")
         assert baking.mode == "draw" and baking.draw_seed_hash

@@ -8,21 +8,25 @@ from datetime import timedelta
 import pytest
 
 from backend.accounts.models import User
-from backend.activities import service
+from backend.activities import attendance, bookings, catalogue, draws, export
+from backend.activities import reminders as activity_reminders
 from backend.activities.models import Activity, Booking, BookingQuota
 from backend.activities.schemas import ActivityPatch
+from backend.activities.views import BookingView
 from backend.core.clock import clock
 from backend.core.config import reset_settings
 from backend.core.errors import DomainError, Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
-from backend.points import service as points_service
+from backend.core.pagination import PageRequest
+from backend.points import rules as points_rules
 from backend.points.models import PointsLedgerEntry
-from tests.activities.helpers import freeze, make_activity, residents
-from tests.factories import make_building, make_community, make_user
+from backend.points.schemas import RuleIn
+from tests.factories import make_building, make_community, make_staff, make_street_admin, make_user
+from tests.factories.activities import freeze, make_activity, residents
 
 
-async def book(user: User, activity: Activity) -> service.BookingView:
-    return await service.book_activity(user_id=user.id, activity_id=activity.id)
+async def book(user: User, activity: Activity) -> BookingView:
+    return await bookings.book_activity(user_id=user.id, activity_id=activity.id)
 
 
 async def refused(coro) -> str:
@@ -32,10 +36,10 @@ async def refused(coro) -> str:
 
 
 async def positions(activity: Activity) -> dict[int, int | None]:
-    page = await service.list_activity_bookings(
+    page = await attendance.list_activity_bookings(
         actor=await staff_of(activity),
         activity_id=activity.id,
-        page=service.PageRequest(limit=100),
+        page=PageRequest(limit=100),
         status="waitlisted",
     )
     return {v.booking.user_id: v.waitlist_position for v in page.items}
@@ -79,7 +83,7 @@ async def test_seats_then_waitlist_then_sold_out(db):
     assert [r.waitlist_position for r in results] == [None, None, 1, 2]
     assert await refused(book(people[4], activity)) == "sold_out"
     assert await counters(activity) == (2, 2)
-    view = await service.get_activity(activity_id=activity.id)
+    view = await catalogue.get_activity(activity_id=activity.id)
     assert (view.seats_left, view.waitlist_left, view.booking_state) == (0, 0, "open")
 
 
@@ -90,7 +94,7 @@ async def test_one_live_booking_per_person_and_rebooking_after_cancel(db):
     [resident] = await residents(community, 1)
     first = await book(resident, activity)
     assert await refused(book(resident, activity)) == "already_booked"
-    await service.cancel_booking(user=resident, booking_id=first.booking.id)
+    await bookings.cancel_booking(user=resident, booking_id=first.booking.id)
     again = await book(resident, activity)
     assert again.booking.status == "confirmed" and again.booking.id != first.booking.id
     assert await Booking.filter(activity_id=activity.id).count() == 2
@@ -109,11 +113,11 @@ async def test_cancel_promotes_the_first_waitlisted_and_positions_close_up(db):
 
     # A waitlisted person leaving closes the gap behind them.
     w2_booking = await Booking.get(user_id=w2.id, activity_id=activity.id)
-    await service.cancel_booking(user=w2, booking_id=w2_booking.id)
+    await bookings.cancel_booking(user=w2, booking_id=w2_booking.id)
     assert await positions(activity) == {w1.id: 1, w3.id: 2}
 
     # The seat-holder leaving promotes the first in line, in the same transaction.
-    await service.cancel_booking(user=seated, booking_id=seat.booking.id)
+    await bookings.cancel_booking(user=seated, booking_id=seat.booking.id)
     assert (await Booking.get(user_id=w1.id, activity_id=activity.id)).status == "confirmed"
     assert await positions(activity) == {w3.id: 1}
     assert await counters(activity) == (1, 1)
@@ -129,11 +133,11 @@ async def test_cancelling_twice_is_harmless_and_someone_elses_booking_is_not_fou
     booking = (await book(owner, activity)).booking
 
     with pytest.raises(NotFound):
-        await service.cancel_booking(user=other, booking_id=booking.id)
+        await bookings.cancel_booking(user=other, booking_id=booking.id)
     assert (await Booking.get(id=booking.id)).status == "confirmed"
 
-    await service.cancel_booking(user=owner, booking_id=booking.id)
-    again = await service.cancel_booking(user=owner, booking_id=booking.id)
+    await bookings.cancel_booking(user=owner, booking_id=booking.id)
+    again = await bookings.cancel_booking(user=owner, booking_id=booking.id)
     assert again.status == "cancelled"
     assert await counters(activity) == (0, 0)
 
@@ -146,12 +150,12 @@ async def test_cancel_deadline_applies_to_seats_not_to_the_waitlist(db):
     seat = (await book(seated, activity)).booking
     line = (await book(waiting, activity)).booking
     clock.set(activity.cancel_deadline + timedelta(minutes=1))
-    assert await refused(service.cancel_booking(user=seated, booking_id=seat.id)) == (
+    assert await refused(bookings.cancel_booking(user=seated, booking_id=seat.id)) == (
         "cancel_deadline_passed"
     )
-    await service.cancel_booking(user=waiting, booking_id=line.id)
+    await bookings.cancel_booking(user=waiting, booking_id=line.id)
     clock.set(activity.starts_at)
-    assert await refused(service.cancel_booking(user=seated, booking_id=seat.id)) == (
+    assert await refused(bookings.cancel_booking(user=seated, booking_id=seat.id)) == (
         "cancel_deadline_passed"
     )
 
@@ -169,13 +173,13 @@ async def test_booking_window(db):
     )
     [resident] = await residents(community, 1)
     assert await refused(book(resident, activity)) == "booking_not_open"
-    assert (await service.get_activity(activity_id=activity.id)).booking_state == "not_open"
+    assert (await catalogue.get_activity(activity_id=activity.id)).booking_state == "not_open"
     clock.set(now + timedelta(hours=1))
     assert (await book(resident, activity)).booking.status == "confirmed"
     [late] = await residents(community, 1)
     clock.set(now + timedelta(hours=2))
     assert await refused(book(late, activity)) == "booking_closed"
-    assert (await service.get_activity(activity_id=activity.id)).booking_state == "closed"
+    assert (await catalogue.get_activity(activity_id=activity.id)).booking_state == "closed"
 
 
 async def test_audience_residents_workers_of_listed_buildings_and_party_members(db):
@@ -221,7 +225,7 @@ async def test_the_my_building_filter_lists_classes_open_to_that_building(db):
     unlimited = await make_activity(community, audience=["worker"])
     await make_activity(community, audience=["worker"], building_ids=[other_tower.id])
     await make_activity(community, audience=["resident"])
-    page = await service.list_activities(page=service.PageRequest(), building_id=tower.id)
+    page = await catalogue.list_activities(page=PageRequest(), building_id=tower.id)
     assert [v.activity.id for v in page.items] == [listed.id, unlimited.id]
 
 
@@ -232,7 +236,7 @@ async def test_monthly_limit_per_category(db, limits):
     limits({"午间一小时": 2})
     now = freeze()
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     june = [await make_activity(community, staff=staff, capacity=5) for _ in range(3)]
     july = await make_activity(
         community,
@@ -253,7 +257,7 @@ async def test_monthly_limit_per_category(db, limits):
     assert (await book(resident, july)).booking.status == "confirmed"
     assert (await book(resident, culture)).booking.status == "confirmed"
 
-    await service.cancel_booking(user=resident, booking_id=first.booking.id)
+    await bookings.cancel_booking(user=resident, booking_id=first.booking.id)
     assert (await book(resident, june[2])).booking.status == "confirmed"
     quota = await BookingQuota.get(user_id=resident.id, key="午间一小时|2025-06")
     assert quota.used == 2
@@ -283,14 +287,14 @@ async def _no_shows(user: User, community, count: int, *, every: timedelta) -> N
         activity = await make_activity(community, capacity=5)
         await book(user, activity)
         clock.set(activity.ends_at + timedelta(minutes=1))
-        await service.mark_no_shows()
+        await attendance.mark_no_shows()
     clock.set(start)
 
 
 async def test_three_no_shows_block_high_demand_activities_for_a_while(db):
     now = freeze()
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     [resident] = await residents(community, 1)
     await _no_shows(resident, community, 3, every=timedelta(days=20))
     clock.set(now + timedelta(days=45))
@@ -302,7 +306,7 @@ async def test_three_no_shows_block_high_demand_activities_for_a_while(db):
 
     # Staff excuse one of them: two no-shows no longer block.
     absent = await Booking.filter(user_id=resident.id, status="no_show").first()
-    view = await service.excuse_no_show(actor=staff, booking_id=absent.id)
+    view = await attendance.excuse_no_show(actor=staff, booking_id=absent.id)
     assert view.booking.excused_at is not None
     assert (await book(resident, hot)).booking.status == "confirmed"
 
@@ -315,11 +319,11 @@ async def test_the_block_ends_and_spread_out_no_shows_do_not_block(db):
     await _no_shows(spread, community, 3, every=timedelta(days=50))
     last_end = now + timedelta(days=2 + 3)
     clock.set(last_end + timedelta(days=29))
-    assert await service.booking_blocked_until(user_id=blocked.id) is not None
+    assert await bookings.booking_blocked_until(user_id=blocked.id) is not None
     clock.set(now + timedelta(days=100 + 4))
-    assert await service.booking_blocked_until(user_id=spread.id) is None
+    assert await bookings.booking_blocked_until(user_id=spread.id) is None
     clock.set(last_end + timedelta(days=31))
-    assert await service.booking_blocked_until(user_id=blocked.id) is None
+    assert await bookings.booking_blocked_until(user_id=blocked.id) is None
 
 
 async def test_a_mostly_booked_class_counts_as_in_demand(db):
@@ -343,11 +347,11 @@ async def test_no_show_marking_runs_once_after_the_end(db):
     await book(absent, activity)
     clock.set(activity.starts_at)
     code, _ = await _code(activity)
-    await service.check_in(user=came, activity_id=activity.id, code=code)
-    assert await service.mark_no_shows() == 0  # not over yet
+    await attendance.check_in(user=came, activity_id=activity.id, code=code)
+    assert await attendance.mark_no_shows() == 0  # not over yet
     clock.set(activity.ends_at)
-    assert await service.mark_no_shows() == 1
-    assert await service.mark_no_shows() == 0
+    assert await attendance.mark_no_shows() == 1
+    assert await attendance.mark_no_shows() == 0
     statuses = dict(await Booking.filter(activity_id=activity.id).values_list("user_id", "status"))
     assert statuses == {came.id: "attended", absent.id: "no_show"}
 
@@ -356,7 +360,10 @@ async def test_no_show_marking_runs_once_after_the_end(db):
 
 
 async def _code(activity: Activity) -> tuple[str, object]:
-    return await service.issue_checkin_code(actor=await staff_of(activity), activity_id=activity.id)
+    code = await attendance.issue_checkin_code(
+        actor=await staff_of(activity), activity_id=activity.id
+    )
+    return code.code, code.expires_at
 
 
 async def test_check_in_awards_points_exactly_once(db):
@@ -370,19 +377,19 @@ async def test_check_in_awards_points_exactly_once(db):
     code, expires_at = await _code(activity)
     assert expires_at > clock.now()
 
-    assert await service.check_in(user=seated, activity_id=activity.id, code=code) == 5
-    assert await service.check_in(user=seated, activity_id=activity.id, code=code) == 0
+    assert await attendance.check_in(user=seated, activity_id=activity.id, code=code) == 5
+    assert await attendance.check_in(user=seated, activity_id=activity.id, code=code) == 0
     assert (await User.get(id=seated.id)).points_balance == 5
     ledger = await PointsLedgerEntry.filter(user_id=seated.id)
     assert [(e.source_type, e.source_id, e.delta) for e in ledger] == [
         ("activity", str(activity.id), 5)
     ]
-    assert await refused(service.check_in(user=waiting, activity_id=activity.id, code=code)) == (
+    assert await refused(attendance.check_in(user=waiting, activity_id=activity.id, code=code)) == (
         "not_booked"
     )
     # Staff marking the same person attended again pays nothing more.
     booking = await Booking.get(user_id=seated.id, activity_id=activity.id)
-    await service.mark_attendance(
+    await attendance.mark_attendance(
         actor=await staff_of(activity), booking_id=booking.id, attended=True
     )
     assert (await User.get(id=seated.id)).points_balance == 5
@@ -400,14 +407,14 @@ async def test_check_in_code_expires_and_is_bound_to_the_activity(db):
     other_code, _ = await _code(other)
     if other_code != code:
         assert await refused(
-            service.check_in(user=resident, activity_id=activity.id, code=other_code)
+            attendance.check_in(user=resident, activity_id=activity.id, code=other_code)
         ) == ("checkin_code_invalid")
     clock.advance(timedelta(seconds=61))
-    assert await refused(service.check_in(user=resident, activity_id=activity.id, code=code)) == (
-        "checkin_code_invalid"
-    )
+    assert await refused(
+        attendance.check_in(user=resident, activity_id=activity.id, code=code)
+    ) == ("checkin_code_invalid")
     fresh, _ = await _code(activity)
-    assert await service.check_in(user=resident, activity_id=activity.id, code=fresh) == 5
+    assert await attendance.check_in(user=resident, activity_id=activity.id, code=fresh) == 5
 
 
 async def test_check_in_only_during_the_activity(db):
@@ -418,14 +425,14 @@ async def test_check_in_only_during_the_activity(db):
     await book(resident, activity)
     clock.set(activity.starts_at - timedelta(hours=1))
     code, _ = await _code(activity)
-    assert await refused(service.check_in(user=resident, activity_id=activity.id, code=code)) == (
-        "checkin_closed"
-    )
+    assert await refused(
+        attendance.check_in(user=resident, activity_id=activity.id, code=code)
+    ) == ("checkin_closed")
     clock.set(activity.ends_at)
     code, _ = await _code(activity)
-    assert await refused(service.check_in(user=resident, activity_id=activity.id, code=code)) == (
-        "checkin_closed"
-    )
+    assert await refused(
+        attendance.check_in(user=resident, activity_id=activity.id, code=code)
+    ) == ("checkin_closed")
 
 
 async def test_staff_mark_attendance_and_excuse(db):
@@ -437,19 +444,21 @@ async def test_staff_mark_attendance_and_excuse(db):
     came_booking = (await book(came, activity)).booking
     absent_booking = (await book(absent, activity)).booking
     assert await refused(
-        service.mark_attendance(actor=staff, booking_id=came_booking.id, attended=True)
+        attendance.mark_attendance(actor=staff, booking_id=came_booking.id, attended=True)
     ) == ("attendance_not_open")
     clock.set(activity.starts_at + timedelta(minutes=5))
-    await service.mark_attendance(actor=staff, booking_id=came_booking.id, attended=True)
-    view = await service.mark_attendance(actor=staff, booking_id=absent_booking.id, attended=False)
+    await attendance.mark_attendance(actor=staff, booking_id=came_booking.id, attended=True)
+    view = await attendance.mark_attendance(
+        actor=staff, booking_id=absent_booking.id, attended=False
+    )
     assert view.booking.status == "no_show" and view.nickname == absent.nickname
     assert (await User.get(id=came.id)).points_balance == 8
-    assert await refused(service.excuse_no_show(actor=staff, booking_id=came_booking.id)) == (
+    assert await refused(attendance.excuse_no_show(actor=staff, booking_id=came_booking.id)) == (
         "not_no_show"
     )
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     with pytest.raises(Forbidden):
-        await service.excuse_no_show(actor=outsider, booking_id=absent_booking.id)
+        await attendance.excuse_no_show(actor=outsider, booking_id=absent_booking.id)
 
 
 # --- draw mode ---
@@ -471,26 +480,26 @@ async def test_draw_is_reproducible_from_the_seed_and_recorded(db):
     first = await _draw_class(community, people, seed="seed-1")
     second = await _draw_class(community, list(reversed(people)), seed="seed-1")
     third = await _draw_class(community, people, seed="seed-2")
-    view = await service.get_activity(activity_id=first.id)
+    view = await catalogue.get_activity(activity_id=first.id)
     assert view.activity.draw_seed_hash and view.activity.entries == 8
 
-    assert await service.run_due_draws() == 0  # still open
+    assert await draws.run_due_draws() == 0  # still open
     clock.set(first.booking_closes_at)
-    assert await service.run_due_draws() == 3
-    assert await service.run_due_draws() == 0  # once only
+    assert await draws.run_due_draws() == 3
+    assert await draws.run_due_draws() == 0  # once only
 
     async def outcome(activity: Activity) -> list[tuple[int, str]]:
-        record = await service.get_draw(actor=await staff_of(activity), activity_id=activity.id)
+        record = await draws.get_draw(actor=await staff_of(activity), activity_id=activity.id)
         return [(e.user_id, e.status) for e in record.entries]
 
     drawn = await outcome(first)
     assert drawn == await outcome(second)  # same seed and entrants, same result
     assert [uid for uid, _ in drawn] != [uid for uid, _ in await outcome(third)]
     assert [s for _, s in drawn] == ["confirmed"] * 3 + ["waitlisted"] * 2 + ["not_drawn"] * 3
-    assert [uid for uid, _ in drawn] == service.draw_order("seed-1", [p.id for p in people])
+    assert [uid for uid, _ in drawn] == draws.draw_order("seed-1", [p.id for p in people])
     assert await counters(first) == (3, 2)
 
-    record = await service.get_draw(actor=await staff_of(first), activity_id=first.id)
+    record = await draws.get_draw(actor=await staff_of(first), activity_id=first.id)
     assert record.seed == "seed-1"
     assert [e.rank for e in record.entries] == list(range(1, 9))
     assert all(e.nickname.endswith("**") for e in record.entries)
@@ -508,11 +517,11 @@ async def test_draw_entries_close_with_booking_and_cancel_before_the_draw(db):
     staying, leaving, late = await residents(community, 3)
     activity = await _draw_class(community, [staying, leaving], seed="s")
     entry = await Booking.get(user_id=leaving.id, activity_id=activity.id)
-    await service.cancel_booking(user=leaving, booking_id=entry.id)
+    await bookings.cancel_booking(user=leaving, booking_id=entry.id)
     assert (await Activity.get(id=activity.id)).entries == 1
     clock.set(activity.booking_closes_at)
     assert await refused(book(late, activity)) == "booking_closed"
-    assert await service.draw_activity(activity_id=activity.id)
+    assert await draws.draw_activity(activity_id=activity.id)
     assert (await Booking.get(user_id=staying.id, activity_id=activity.id)).status == "confirmed"
 
 
@@ -523,7 +532,7 @@ async def test_losing_a_draw_gives_the_monthly_booking_back(db, limits):
     people = await residents(community, 7)
     activity = await _draw_class(community, people, seed="quota")
     clock.set(activity.booking_closes_at)
-    await service.draw_activity(activity_id=activity.id)
+    await draws.draw_activity(activity_id=activity.id)
     loser = await Booking.filter(activity_id=activity.id, status="not_drawn").first()
     quota = await BookingQuota.get(user_id=loser.user_id)
     assert quota.used == 0
@@ -550,9 +559,9 @@ async def test_notices_for_confirmed_waitlisted_and_staff_alerts_exactly_once(db
         f"activity:{activity.id}:fill80:user:{activity.created_by_id}",
     ]
     # Falling below 80% and filling up again does not alert twice.
-    await service.cancel_booking(user=people[0], booking_id=views[0].booking.id)
-    await service.cancel_booking(user=people[1], booking_id=views[1].booking.id)
-    await service.cancel_booking(user=people[2], booking_id=views[2].booking.id)
+    await bookings.cancel_booking(user=people[0], booking_id=views[0].booking.id)
+    await bookings.cancel_booking(user=people[1], booking_id=views[1].booking.id)
+    await bookings.cancel_booking(user=people[2], booking_id=views[2].booking.id)
     await book(await make_user(community=community), activity)
     assert len(await dedupe_keys(f"activity:{activity.id}:fill")) == 2
 
@@ -564,10 +573,10 @@ async def test_reminders_go_once_within_the_hour_before(db):
     people = await residents(community, 4)
     for person in people:
         await book(person, activity)
-    assert await service.send_reminders() == 0
+    assert await activity_reminders.send_reminders() == 0
     clock.set(activity.starts_at - timedelta(minutes=59))
-    assert await service.send_reminders() == 3
-    assert await service.send_reminders() == 0
+    assert await activity_reminders.send_reminders() == 3
+    assert await activity_reminders.send_reminders() == 0
     reminders = await OutboxMessage.filter(template_key="reminder")
     assert sorted(m.user_id for m in reminders) == sorted(p.id for p in people[:3])
 
@@ -582,13 +591,13 @@ async def test_editing_time_notifies_once_and_more_seats_promote(db):
         await book(person, activity)
     later = activity.starts_at + timedelta(hours=1)
     patch = ActivityPatch(starts_at=later, ends_at=later + timedelta(hours=1))
-    await service.update_activity(actor=staff, activity_id=activity.id, patch=patch)
-    await service.update_activity(actor=staff, activity_id=activity.id, patch=patch)
+    await catalogue.update_activity(actor=staff, activity_id=activity.id, patch=patch)
+    await catalogue.update_activity(actor=staff, activity_id=activity.id, patch=patch)
     changed = await OutboxMessage.filter(dedupe_key__contains=":rev2:")
     assert sorted(m.user_id for m in changed) == sorted([a.id, b.id, c.id])
     assert not await OutboxMessage.filter(dedupe_key__contains=":rev3:").exists()
 
-    view = await service.update_activity(
+    view = await catalogue.update_activity(
         actor=staff, activity_id=activity.id, patch=ActivityPatch(capacity=2)
     )
     assert (view.activity.booked, view.activity.waitlisted) == (2, 1)
@@ -596,12 +605,12 @@ async def test_editing_time_notifies_once_and_more_seats_promote(db):
     assert await positions(activity) == {c.id: 1}
 
     with pytest.raises(Invalid) as caught:
-        await service.update_activity(
+        await catalogue.update_activity(
             actor=staff, activity_id=activity.id, patch=ActivityPatch(capacity=1)
         )
     assert "capacity" in caught.value.fields
     assert await refused(
-        service.update_activity(
+        catalogue.update_activity(
             actor=staff, activity_id=activity.id, patch=ActivityPatch(mode="draw")
         )
     ) == ("bookings_exist")
@@ -616,7 +625,7 @@ async def test_cancelling_an_activity_cancels_and_tells_everyone(db, limits):
     await book(seated, activity)
     await book(waiting, activity)
     staff = await staff_of(activity)
-    view = await service.cancel_activity(actor=staff, activity_id=activity.id, reason="场地维修")
+    view = await catalogue.cancel_activity(actor=staff, activity_id=activity.id, reason="场地维修")
     assert view.activity.status == "cancelled" and view.booking_state == "closed"
     assert set(await Booking.filter(activity_id=activity.id).values_list("status", flat=True)) == {
         "cancelled"
@@ -628,20 +637,20 @@ async def test_cancelling_an_activity_cancels_and_tells_everyone(db, limits):
     assert await refused(book(await make_user(community=community), activity)) == (
         "activity_cancelled"
     )
-    await service.cancel_activity(actor=staff, activity_id=activity.id)
+    await catalogue.cancel_activity(actor=staff, activity_id=activity.id)
     assert await OutboxMessage.filter(dedupe_key__endswith=":activity-cancelled").count() == 2
 
 
 async def test_only_staff_of_the_community_manage_it(db):
     freeze()
     activity = await make_activity(await make_community())
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
-    admin = await make_user(roles=["street_admin"])
+    other_staff = await make_staff(await make_community())
+    admin = await make_street_admin()
     with pytest.raises(Forbidden):
-        await service.cancel_activity(actor=other_staff, activity_id=activity.id)
+        await catalogue.cancel_activity(actor=other_staff, activity_id=activity.id)
     with pytest.raises(Forbidden):
-        await service.issue_checkin_code(actor=other_staff, activity_id=activity.id)
-    await service.issue_checkin_code(actor=admin, activity_id=activity.id)
+        await attendance.issue_checkin_code(actor=other_staff, activity_id=activity.id)
+    await attendance.issue_checkin_code(actor=admin, activity_id=activity.id)
 
 
 async def test_times_must_be_in_order(db):
@@ -653,7 +662,7 @@ async def test_times_must_be_in_order(db):
         await make_activity(community, staff=staff, ends_at=activity.starts_at)
     assert "ends_at" in caught.value.fields
     with pytest.raises(Invalid) as caught:
-        await service.update_activity(
+        await catalogue.update_activity(
             actor=staff,
             activity_id=activity.id,
             patch=ActivityPatch(booking_closes_at=activity.starts_at + timedelta(hours=1)),
@@ -673,7 +682,7 @@ async def test_export_lists_sign_ups_and_attendance(db):
     waiting = await make_user(community=community, nickname="李师傅")
     await book(seated, activity)
     await book(waiting, activity)
-    name, data = await service.export_bookings_xlsx(
+    name, data = await export.export_bookings_xlsx(
         actor=await staff_of(activity), activity_id=activity.id
     )
     assert name.endswith(".xlsx")
@@ -686,9 +695,12 @@ async def test_export_lists_sign_ups_and_attendance(db):
 async def test_attendance_points_follow_the_earning_rule(db):
     freeze()
     community = await make_community()
-    boss = await make_user(roles=["street_admin"])
-    await points_service.create_rule(
-        actor=boss, event_type="activity_attended", points=10, multiplier_percent=200, daily_cap=15
+    boss = await make_street_admin()
+    await points_rules.create_rule(
+        actor=boss,
+        data=RuleIn(
+            event_type="activity_attended", points=10, multiplier_percent=200, daily_cap=15
+        ),
     )
     first = await make_activity(community, capacity=2, points=5)
     second = await make_activity(community, capacity=2, points=5)
@@ -698,7 +710,7 @@ async def test_attendance_points_follow_the_earning_rule(db):
     clock.set(first.starts_at)
     # The activity's own 5 points, doubled by the rule; the day's cap leaves 5 for the second.
     code, _ = await _code(first)
-    assert await service.check_in(user=resident, activity_id=first.id, code=code) == 10
+    assert await attendance.check_in(user=resident, activity_id=first.id, code=code) == 10
     code, _ = await _code(second)
-    assert await service.check_in(user=resident, activity_id=second.id, code=code) == 5
+    assert await attendance.check_in(user=resident, activity_id=second.id, code=code) == 5
     assert (await User.get(id=resident.id)).points_balance == 15

@@ -150,7 +150,7 @@ async def prepare(env: dict[str, str], success_runs: int, people_per_run: int) -
     os.environ.update(env)
     from backend.accounts import service as accounts_service
     from backend.accounts.models import User
-    from backend.activities import service as activities_service
+    from backend.activities import catalogue as activity_catalogue
     from backend.activities.models import Activity
     from backend.activities.schemas import ActivityIn
     from backend.core.clock import clock
@@ -186,7 +186,7 @@ async def prepare(env: dict[str, str], success_runs: int, people_per_run: int) -
                 cancel_deadline=starts - timedelta(hours=3),
                 audience=["resident"],
             )
-            view = await activities_service.create_activity(actor=admin, data=data)
+            view = await activity_catalogue.create_activity(actor=admin, data=data)
             return view.activity.id
 
         sold_out = await make_class("已满的瑜伽课", 1, 0)

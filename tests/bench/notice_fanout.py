@@ -140,6 +140,7 @@ async def publish(env: dict[str, str], admin_id: int, recipients: int) -> int:
     from backend.core.models import OutboxMessage
     from backend.notices import service as notices_service
     from backend.notices.models import SubscriptionConsent, SubscriptionHold
+    from backend.notices.schemas import NoticeIn
     from backend.orgs.models import Community
 
     async def work() -> int:
@@ -149,9 +150,11 @@ async def publish(env: dict[str, str], admin_id: int, recipients: int) -> int:
         small = await Community.get(slug="small")
         notice = await notices_service.create_notice(
             actor=await User.get(id=admin_id),
-            community_id=small.id if recipients <= SMALL else None,
-            title="关于开展夏季消防安全检查的通知",
-            body="7 月 1 日起，社区将逐楼开展消防安全检查，请居民配合。",
+            data=NoticeIn(
+                community_id=small.id if recipients <= SMALL else None,
+                title="关于开展夏季消防安全检查的通知",
+                body="7 月 1 日起，社区将逐楼开展消防安全检查，请居民配合。",
+            ),
         )
         return notice.id
 

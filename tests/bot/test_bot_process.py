@@ -26,7 +26,7 @@ from tests.fakes.wechat_server import FakeWechat
 
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
 ROBOT = "/cgi-bin/webhook/send"
-TOKEN = "/cgi-bin/token"
+TOKEN = "/cgi-bin/stable_token"
 BOT_ENV = {"LINLI_BOT_POLL_SECONDS": "0.1", "LINLI_LOG_LEVEL": "INFO"}
 
 pytestmark = pytest.mark.slow

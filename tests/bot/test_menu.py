@@ -56,6 +56,7 @@ def test_menus_wechat_would_refuse_are_caught_before_sending(tmp_path: Path, men
     assert problem in str(caught.value)
 
 
+@pytest.mark.slow
 def test_linli_wechat_menu_creates_the_menu(settings: Settings, fake_wechat: FakeWechat):
     result = run_linli("wechat", "menu", env=linli_env(), timeout=60)
 
@@ -66,6 +67,7 @@ def test_linli_wechat_menu_creates_the_menu(settings: Settings, fake_wechat: Fak
     assert call.body == load_menu(MENU_FILE, settings=settings)
 
 
+@pytest.mark.slow
 def test_linli_wechat_menu_reports_a_refusal(settings: Settings, fake_wechat: FakeWechat):
     fake_wechat.fail_next(MENU_CREATE, 40018, errmsg="invalid button name size")
     result = run_linli("wechat", "menu", env=linli_env(), timeout=60)
@@ -73,6 +75,7 @@ def test_linli_wechat_menu_reports_a_refusal(settings: Settings, fake_wechat: Fa
     assert "40018" in result.stderr
 
 
+@pytest.mark.slow
 def test_linli_wechat_menu_reports_a_bad_file(settings: Settings, tmp_path: Path):
     path = tmp_path / "menu.json"
     path.write_text('{"button": []}')

@@ -30,6 +30,7 @@ from tests.bot.test_bot_process import (
     wait_until,
 )
 from tests.conftest import linli_env
+from tests.factories.notices import publish_notice
 from tests.fakes.wechat_server import FakeWechat
 
 TEMPLATE = "/cgi-bin/message/template/send"
@@ -78,7 +79,7 @@ def publish(settings: Settings, admin_id: int, title: str) -> int:
     async def work() -> int:
         admin = await User.get(id=admin_id)
         community = await Community.get(slug="e2e")
-        notice = await notices_service.create_notice(
+        notice = await publish_notice(
             actor=admin, community_id=community.id, title=title, body=f"{title}：请相互转告。"
         )
         return notice.id
@@ -168,7 +169,9 @@ def test_wechat_error_codes_through_the_bot(settings: Settings, start_bot, fake_
     [again] = [o for o, n in Counter(c.body["touser"] for c in calls).items() if n == 2]
     first, second = [c.query["access_token"] for c in calls if c.body["touser"] == again]
     assert first != second
-    assert len(fake_wechat.calls_to(TOKEN)) == 2  # one fetch, one refresh
+    # One fetch, one refresh: the refused token was still the one WeChat handed out, so the
+    # refresh forced a new one.
+    assert [c.body["force_refresh"] for c in fake_wechat.calls_to(TOKEN)] == [False, False, True]
 
     async def outcome():
         refused = await OutboxMessage.get(

@@ -14,7 +14,7 @@ from backend.core.clock import clock
 from backend.core.config import Settings
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue
-from backend.notices import service as notices_service
+from backend.notices import consents
 from backend.notices.models import DeliveryRefusal, SubscriptionHold
 from bot.relay import Relay, quota_resume_at, retry_delay
 from tests.conftest import free_port
@@ -23,7 +23,7 @@ from tests.factories import make_user
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
 TEMPLATE = "/cgi-bin/message/template/send"
 ROBOT = "/cgi-bin/webhook/send"
-TOKEN = "/cgi-bin/token"
+TOKEN = "/cgi-bin/stable_token"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WELCOME = {"title": "欢迎加入邻里", "body": "欢迎来到邻里！", "url": "/h5/"}
 
@@ -71,7 +71,7 @@ async def reload(message: OutboxMessage) -> OutboxMessage:
 
 async def test_subscribe_message_spends_exactly_one_consent(relay, fake_wechat, settings):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=2)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=2)
     message = await enqueue_one(user)
 
     assert await relay.run_once() == 1
@@ -87,7 +87,7 @@ async def test_subscribe_message_spends_exactly_one_consent(relay, fake_wechat, 
     assert body["template_id"] == settings.subscribe_templates["notice"]
     assert body["data"]["thing1"] == {"value": "欢迎加入邻里"}
     assert body["page"] == "pages/index/index"
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 1
     assert fake_wechat.calls_to(TEMPLATE) == []
 
     assert await relay.run_once() == 0
@@ -127,7 +127,7 @@ async def test_skipped_when_the_user_has_no_channel(relay, fake_wechat):
 async def test_forced_channels(relay, fake_wechat, settings):
     user = await make_user()
     await add_official_account(user, settings)
-    await notices_service.record_consent(user_id=user.id, template_key="booking", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="booking", accepted=1)
     context = {
         "activity_id": 7,
         "activity_title": "午间一小时·舞韵瑜伽",
@@ -144,7 +144,7 @@ async def test_forced_channels(relay, fake_wechat, settings):
     assert call.body["data"]["time2"]["value"] == "2025年3月4日 12:00"
     assert call.body["data"]["phrase3"]["value"] == "候补转正"
     # The template channel leaves the subscribe consent alone.
-    assert await notices_service.consents_left(user_id=user.id, template_key="booking") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="booking") == 1
 
     by_subscribe = await enqueue_one(
         user, template_key="booking", context=context, channel="subscribe", dedupe_key="s1"
@@ -181,7 +181,7 @@ async def test_wecom_group_robot(relay, fake_wechat):
 
 async def test_unknown_template_and_missing_context_fail_without_sending(relay, fake_wechat):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="booking", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="booking", accepted=1)
     unknown = await enqueue_one(user, template_key="nonexistent", dedupe_key="u")
     incomplete = await enqueue_one(user, template_key="booking", context={}, dedupe_key="i")
 
@@ -191,7 +191,7 @@ async def test_unknown_template_and_missing_context_fail_without_sending(relay, 
     failed = await reload(incomplete)
     assert failed.status == "failed" and failed.last_error.startswith("render:")
     assert fake_wechat.state.calls == []
-    assert await notices_service.consents_left(user_id=user.id, template_key="booking") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="booking") == 1
 
 
 async def test_dedupe_key_makes_a_second_enqueue_a_no_op(relay, fake_wechat, settings):
@@ -213,7 +213,7 @@ async def test_dedupe_key_makes_a_second_enqueue_a_no_op(relay, fake_wechat, set
 
 async def test_invalid_token_is_refreshed_once_and_the_send_retried(relay, fake_wechat):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=2)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=2)
     first = await enqueue_one(user, dedupe_key="1")
     await relay.run_once()
     assert (await reload(first)).status == "sent"
@@ -228,12 +228,12 @@ async def test_invalid_token_is_refreshed_once_and_the_send_retried(relay, fake_
     sends = fake_wechat.calls_to(SUBSCRIBE)
     assert len(sends) == 3  # first, second with the dead token, second again
     assert sends[1].query["access_token"] != sends[2].query["access_token"]
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 0
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 0
 
 
 async def test_a_token_rejected_twice_is_retried_later_not_refreshed_again(relay, fake_wechat):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     fake_wechat.fail_next(SUBSCRIBE, 42001, times=2)
 
@@ -242,13 +242,15 @@ async def test_a_token_rejected_twice_is_retried_later_not_refreshed_again(relay
     row = await reload(message)
     assert row.status == "retry" and "42001" in row.last_error
     assert len(fake_wechat.calls_to(SUBSCRIBE)) == 2
-    assert len(fake_wechat.calls_to(TOKEN)) == 2  # the first fetch and one refresh
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 1
+    # The first fetch and one refresh: WeChat still handed out the token it had refused, so
+    # the refresh forced a new one (and only once).
+    assert [c.body["force_refresh"] for c in fake_wechat.calls_to(TOKEN)] == [False, False, True]
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 1
 
 
 async def test_user_refusal_is_final_and_remembered(relay, fake_wechat, settings):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=3)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=3)
     refused = await enqueue_one(user, dedupe_key="1")
     fake_wechat.fail_next(SUBSCRIBE, 43101)
 
@@ -258,7 +260,7 @@ async def test_user_refusal_is_final_and_remembered(relay, fake_wechat, settings
     assert row.status == "refused" and "43101" in row.last_error
     assert await DeliveryRefusal.exists(user_id=user.id, channel="subscribe", template_key="notice")
     # WeChat holds no acceptance for us, whatever our count said.
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 0
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 0
 
     # Never retried, and the next message does not try that channel again.
     clock.advance(timedelta(days=2))
@@ -280,7 +282,7 @@ async def test_user_refusal_is_final_and_remembered(relay, fake_wechat, settings
 async def test_refusal_falls_through_to_the_official_account(relay, fake_wechat, settings):
     user = await make_user()
     await add_official_account(user, settings)
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     fake_wechat.fail_next(SUBSCRIBE, 43101)
 
@@ -313,7 +315,7 @@ async def test_daily_quota_defers_to_tomorrow_without_burning_an_attempt(
 ):
     clock.set(datetime(2025, 3, 10, 15, 0, tzinfo=SHANGHAI))
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     fake_wechat.fail_next(SUBSCRIBE, 45009)
 
@@ -324,14 +326,14 @@ async def test_daily_quota_defers_to_tomorrow_without_burning_an_attempt(
     assert row.attempts == 0
     assert row.available_at == datetime(2025, 3, 11, 0, 5, tzinfo=SHANGHAI)
     assert row.lease_owner is None
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 1
 
     clock.set(datetime(2025, 3, 11, 0, 4, tzinfo=SHANGHAI))
     assert await relay.run_once() == 0
     clock.set(datetime(2025, 3, 11, 0, 5, tzinfo=SHANGHAI))
     assert await relay.run_once() == 1
     assert (await reload(message)).status == "sent"
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 0
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 0
 
 
 def test_quota_resumes_at_five_past_midnight_beijing_time():
@@ -344,7 +346,7 @@ def test_quota_resumes_at_five_past_midnight_beijing_time():
 async def test_network_error_is_retried_with_backoff(fake_wechat, settings):
     clock.set(datetime(2025, 3, 10, 8, 0, tzinfo=UTC))
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     unreachable = settings.model_copy(update={"wechat_api_base": f"http://127.0.0.1:{free_port()}"})
     offline = Relay(unreachable)
@@ -358,7 +360,7 @@ async def test_network_error_is_retried_with_backoff(fake_wechat, settings):
     assert "ConnectError" in row.last_error
     delay = row.available_at - clock.now()
     assert timedelta(seconds=30) <= delay <= timedelta(seconds=37.5)
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 1
 
     online = Relay(settings)
     try:
@@ -402,7 +404,7 @@ def test_backoff_doubles_with_jitter_and_is_capped():
 
 async def test_other_errcodes_fail_and_keep_the_errcode(relay, fake_wechat):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     fake_wechat.fail_next(SUBSCRIBE, 40003, errmsg="invalid openid")
 
@@ -412,7 +414,7 @@ async def test_other_errcodes_fail_and_keep_the_errcode(relay, fake_wechat):
     assert row.status == "failed" and row.attempts == 1
     assert "40003" in row.last_error
     # WeChat did not deliver, so the consent is still there for the next message.
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 1
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 1
 
 
 async def test_wecom_rate_limit_is_transient_and_bad_key_final(relay, fake_wechat):
@@ -521,15 +523,13 @@ async def test_a_group_robot_gets_one_message_per_its_turn(relay, fake_wechat, s
 async def test_a_consent_taken_before_a_crash_is_used_by_the_retry(settings, fake_wechat):
     clock.set(datetime(2025, 3, 10, 8, 0, tzinfo=UTC))
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="notice", accepted=1)
+    await consents.record_consent(user_id=user.id, template_key="notice", accepted=1)
     message = await enqueue_one(user)
     crashed, other = Relay(settings), Relay(settings)
     try:
         [row] = await crashed.claim(10)
         # The crashed relay had taken the consent for this row and died before sending.
-        assert await notices_service.spend_consent(
-            user_id=user.id, template_key="notice", hold_for=row.id
-        )
+        assert await consents.spend_consent(user_id=user.id, template_key="notice", hold_for=row.id)
         clock.advance(timedelta(seconds=settings.outbox_lease_seconds + 1))
         assert await other.run_once() == 1
     finally:
@@ -538,16 +538,16 @@ async def test_a_consent_taken_before_a_crash_is_used_by_the_retry(settings, fak
 
     assert (await reload(message)).status == "sent"
     assert len(fake_wechat.calls_to(SUBSCRIBE)) == 1
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 0
+    assert await consents.consents_left(user_id=user.id, template_key="notice") == 0
     assert await SubscriptionHold.filter(outbox_id=message.id).count() == 1
 
 
 async def test_a_held_consent_is_given_back_once(settings):
     user = await make_user()
-    await notices_service.record_consent(user_id=user.id, template_key="wish", accepted=1)
-    assert await notices_service.spend_consent(user_id=user.id, template_key="wish", hold_for=7)
-    assert await notices_service.spend_consent(user_id=user.id, template_key="wish", hold_for=7)
-    assert not await notices_service.spend_consent(user_id=user.id, template_key="wish", hold_for=8)
+    await consents.record_consent(user_id=user.id, template_key="wish", accepted=1)
+    assert await consents.spend_consent(user_id=user.id, template_key="wish", hold_for=7)
+    assert await consents.spend_consent(user_id=user.id, template_key="wish", hold_for=7)
+    assert not await consents.spend_consent(user_id=user.id, template_key="wish", hold_for=8)
     for _ in range(2):
-        await notices_service.return_consent(user_id=user.id, template_key="wish", hold_for=7)
-    assert await notices_service.consents_left(user_id=user.id, template_key="wish") == 1
+        await consents.return_consent(user_id=user.id, template_key="wish", hold_for=7)
+    assert await consents.consents_left(user_id=user.id, template_key="wish") == 1

@@ -25,6 +25,7 @@ from tests.bot.test_callback import (
     text_message,
 )
 from tests.factories import make_community, make_user
+from tests.factories.activities import make_activity
 
 
 def click_event(key: str, *, event: str = "CLICK") -> str:
@@ -35,24 +36,6 @@ def click_event(key: str, *, event: str = "CLICK") -> str:
         "<MsgType><![CDATA[event]]></MsgType>"
         f"<Event><![CDATA[{event}]]></Event>"
         f"<EventKey><![CDATA[{key}]]></EventKey></xml>"
-    )
-
-
-async def make_activity(community, title: str, *, days: int, status: str = "published"):
-    starts = NOW + timedelta(days=days)
-    return await Activity.create(
-        community=community,
-        title=title,
-        category="文化",
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=1),
-        booking_opens_at=NOW - timedelta(days=1),
-        booking_closes_at=starts,
-        cancel_deadline=starts,
-        capacity=20,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
     )
 
 
@@ -80,10 +63,10 @@ async def link_sender(settings, community=None):
 async def test_activities_keyword_lists_upcoming_activities_with_links(client, settings):
     home, elsewhere = await make_community(), await make_community()
     await link_sender(settings, home)
-    tea = await make_activity(home, "午间一小时·茶文化", days=2)
-    await make_activity(home, "已结束的讲座", days=-3)
-    await make_activity(home, "已取消的活动", days=3, status="cancelled")
-    far = await make_activity(elsewhere, "别的社区的活动", days=1)
+    tea = await make_activity(home, title="午间一小时·茶文化", starts_in=timedelta(days=2))
+    await make_activity(home, title="已结束的讲座", starts_in=timedelta(days=-3))
+    await make_activity(home, title="已取消的活动", cancelled=True)
+    far = await make_activity(elsewhere, title="别的社区的活动", starts_in=timedelta(days=1))
 
     content = reply_of(await post_plain(client, settings, text_message("活动")))["Content"]
 
@@ -97,7 +80,7 @@ async def test_activities_keyword_lists_upcoming_activities_with_links(client, s
 
 async def test_an_unlinked_sender_sees_the_streets_activities(client, settings):
     community = await make_community()
-    activity = await make_activity(community, "社区运动会", days=5)
+    activity = await make_activity(community, title="社区运动会", starts_in=timedelta(days=5))
     content = reply_of(await post_plain(client, settings, text_message("有什么活动")))["Content"]
     assert "街道" in content and f"/h5/activities/{activity.id}" in content
 
@@ -178,7 +161,9 @@ async def test_a_title_holding_cdata_end_and_markup_keeps_the_plain_reply_well_f
     client, settings
 ):
     community = await make_community()
-    activity = await make_activity(community, AWKWARD_TITLE, days=2)
+    activity = await make_activity(community, starts_in=timedelta(days=2))
+    # Written past the service, which refuses the control character: data from before the check.
+    await Activity.filter(id=activity.id).update(title=AWKWARD_TITLE)
     response = await post_plain(client, settings, text_message("活动"))
     assert response.status_code == 200
     content = parsed_content(response.text)

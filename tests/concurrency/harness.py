@@ -62,15 +62,11 @@ def _outcome(response: httpx.Response) -> Outcome:
 
 
 def load_client(base_url: str, *, connections: int, timeout: float = 120) -> httpx.AsyncClient:
-    """A client that opens one connection per concurrent request (no queueing in the client).
-
-    Connections are not kept alive: after a burst, a pooled connection that idled past the
-    server's keep-alive timeout can be closed by the server just as the next request goes
-    out on it, which surfaces as a ReadError that says nothing about the code under test.
-    """
+    """A client that opens one connection per concurrent request (no queueing in the client)
+    and keeps them alive between bursts, as nginx's upstream pool does."""
     return httpx.AsyncClient(
         base_url=base_url,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=0),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         timeout=timeout,
     )
 

@@ -20,13 +20,13 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from backend.accounts.models import User
 from backend.accounts.service import issue_access_token
-from backend.activities import service
+from backend.activities import catalogue
 from backend.activities.models import Activity, Booking
 from backend.activities.schemas import ActivityIn
 from backend.core.db import close_db, init_db
-from tests.activities.helpers import activity_fields
 from tests.concurrency.harness import Tally, fire, load_client
-from tests.factories import make_community, make_user
+from tests.factories import make_community, make_staff
+from tests.factories.activities import activity_fields
 
 SEATS = 30
 WAITLIST = 20
@@ -41,9 +41,9 @@ postgres_only = pytest.mark.parametrize(
 async def make_class() -> tuple[Activity, list[User]]:
     """A 30+20 lunchtime class open now, and REQUESTS residents who want it."""
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     fields = activity_fields(community, capacity=SEATS, waitlist_capacity=WAITLIST)
-    view = await service.create_activity(actor=staff, data=ActivityIn(**fields))
+    view = await catalogue.create_activity(actor=staff, data=ActivityIn(**fields))
     await User.bulk_create(
         [User(nickname=f"抢课{i}", community_id=community.id) for i in range(REQUESTS)]
     )

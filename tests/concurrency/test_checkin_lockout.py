@@ -18,11 +18,12 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from backend.core import checkin
 from backend.core.db import close_db, init_db
 from backend.core.models import UsageCounter
-from backend.party import service as party_service
+from backend.party import hours, posts, records
 from backend.party.models import ServiceRecord
+from backend.party.schemas import PostIn
 from tests.concurrency.harness import fire, load_client
-from tests.factories import auth_headers, make_community, make_user
-from tests.party.helpers import make_member
+from tests.factories import auth_headers, make_community, make_staff
+from tests.factories.party import make_member
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,21 +54,21 @@ async def test_a_burst_of_wrong_codes_is_compared_at_most_the_limit(settings, li
     server = await start(live_server_factory, settings)
     try:
         community = await make_community()
-        staff = await make_user(community=community, roles=["staff"])
+        staff = await make_staff(community)
         member, _ = await make_member(community, staff)
         # A task open round the clock: the server runs on the real clock.
-        task = await party_service.create_post(
+        task = await posts.create_post(
             actor=staff,
-            form=party_service.PostForm(
+            data=PostIn(
                 community_id=community.id,
                 title="社区巡查",
-                term=party_service.current_term(),
+                term=hours.current_term(),
                 kind="task",
                 open_from=0,
                 open_until=24 * 60,
             ),
         )
-        subject = party_service.post_subject(task.id)
+        subject = records.post_subject(task.id)
         # Stay clear of the window's end (00:00 UTC), where a burst could fall in two.
         seconds_left = WINDOW_MINUTES * 60 - int(time.time()) % (WINDOW_MINUTES * 60)
         if seconds_left < 30:

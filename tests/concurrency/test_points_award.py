@@ -3,7 +3,7 @@
 import asyncio
 
 from backend.accounts.models import User
-from backend.points import service as points_service
+from backend.points import ledger
 from backend.points.models import PointsLedgerEntry
 from tests.factories import make_user
 
@@ -15,7 +15,7 @@ async def test_simultaneous_awards_for_one_event_pay_once(db):
 
     results = await asyncio.gather(
         *(
-            points_service.award(
+            ledger.award(
                 user_id=user.id,
                 amount=10,
                 source_type="activity",
@@ -36,7 +36,7 @@ async def test_simultaneous_awards_for_different_events_all_pay(db):
 
     await asyncio.gather(
         *(
-            points_service.award(
+            ledger.award(
                 user_id=user.id, amount=1, source_type="activity", source_id=f"a{i}", reason="x"
             )
             for i in range(REPEATS)

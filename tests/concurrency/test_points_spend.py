@@ -17,10 +17,10 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from backend.accounts.models import User
 from backend.core.db import close_db, init_db
-from backend.points import service as points_service
+from backend.points import ledger
 from backend.points.models import PointsLedgerEntry
 from tests.concurrency.harness import Tally, fire, in_lockstep, load_client
-from tests.factories import auth_headers, make_community, make_user
+from tests.factories import auth_headers, make_community, make_staff, make_user
 
 START_BALANCE = 500
 DEBIT = 10
@@ -36,9 +36,9 @@ postgres_only = pytest.mark.parametrize(
 async def make_target() -> tuple[User, User]:
     """A staff member and a resident of their community holding START_BALANCE points."""
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
-    await points_service.award(
+    await ledger.award(
         user_id=resident.id,
         amount=START_BALANCE,
         source_type="activity",

@@ -22,11 +22,12 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from backend.accounts.models import User
 from backend.core.config import reset_settings
 from backend.core.db import close_db, init_db
-from backend.party import service
+from backend.party import exceptions, hours, unguarded
+from backend.party import posts as party_posts
 from backend.party.models import PostAssignment, ServicePost
 from tests.concurrency.harness import Tally, fire, in_lockstep, load_client
-from tests.factories import auth_headers, make_community, make_user
-from tests.party.helpers import make_member, make_post
+from tests.factories import auth_headers, make_community, make_staff
+from tests.factories.party import make_member, make_post
 
 CAPACITY = 10
 CLAIMANTS = 120
@@ -43,8 +44,8 @@ postgres_only = pytest.mark.parametrize(
 async def make_claimants(n: int):
     """A post of CAPACITY places and `n` approved members of its community."""
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
-    post = await make_post(community, staff, capacity=CAPACITY, term=service.current_term())
+    staff = await make_staff(community)
+    post = await make_post(community, staff, capacity=CAPACITY, term=hours.current_term())
     members = [(await make_member(community, staff))[0] for _ in range(n)]
     return community, staff, post, members
 
@@ -130,17 +131,17 @@ async def test_control_unguarded_claims_in_lockstep_give_one_member_many_posts(
     db, monkeypatch: pytest.MonkeyPatch
 ):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member, posts = await posts_for_one_member(community, staff, LOCKSTEP_POSTS)
     monkeypatch.setenv("LINLI_TEST_UNGUARDED_POST_CLAIM", "1")
     reset_settings()
 
     async def claim(post: ServicePost, barrier: asyncio.Barrier) -> bool:
         # Every claim waits here after its reads until all of them have read.
-        monkeypatch.setattr(service, "_race_window", barrier.wait)
+        monkeypatch.setattr(unguarded, "race_window", barrier.wait)
         try:
-            await service.claim_post(user=member, post_id=post.id)
-        except service.AlreadyHasPost:
+            await party_posts.claim_post(user=member, post_id=post.id)
+        except exceptions.AlreadyHasPost:
             return False
         return True
 

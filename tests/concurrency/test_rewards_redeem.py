@@ -23,11 +23,11 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from backend.accounts.models import User
 from backend.core.db import close_db, init_db
 from backend.orgs.models import Community
-from backend.points import rewards
-from backend.points import service as points_service
+from backend.points import ledger
 from backend.points.models import PointsBatch, PointsLedgerEntry, Redemption, Reward
 from tests.concurrency.harness import Tally, fire, load_client
-from tests.factories import auth_headers, make_community, make_user
+from tests.factories import auth_headers, make_community, make_staff, make_user
+from tests.factories.points import make_reward
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,15 +50,15 @@ class Outcome:
 
 async def resident(community: Community, points: int) -> User:
     user = await make_user(community=community)
-    await points_service.award(
+    await ledger.award(
         user_id=user.id, amount=points, source_type="activity", source_id="start", reason="初始"
     )
     return user
 
 
 async def put_up(community: Community, *, cost: int, stock: int, limit: int) -> Reward:
-    staff = await make_user(community=community, roles=["staff"])
-    return await rewards.create_reward(
+    staff = await make_staff(community)
+    return await make_reward(
         actor=staff, community_id=community.id, title="抽纸", cost=cost, stock=stock,
         per_user_limit=limit,
     )  # fmt: skip

@@ -25,7 +25,8 @@ from backend.core.db import close_db, init_db
 from backend.wishes import service
 from backend.wishes.models import Wish, WishClaimer, WishEvent
 from tests.concurrency.harness import Tally, fire, load_client
-from tests.factories import auth_headers, make_community, make_user
+from tests.factories import auth_headers, make_community, make_staff, make_user
+from tests.factories.wishes import submit_wish
 
 POSTERS = 6
 
@@ -40,12 +41,12 @@ async def make_posters_and_wishes() -> tuple[int, User, list[tuple[int, User, st
     community = await make_community(name="新福康里居民区")
     community.contact_name, community.contact_phone = "陈社工", "021-62530101"
     await community.save()
-    staff = await make_user(nickname="陈社工", community=community, roles=["staff"])
+    staff = await make_staff(community, nickname="陈社工")
     wishes = []
     for i in range(POSTERS):
         phone, address = f"1391234{i:04d}", f"新福康里 {i + 1} 弄 {i + 1}0{i + 1} 室"
         poster = await make_user(nickname=f"居民{i}", community=community, phone=phone)
-        wish = await service.submit_wish(
+        wish = await submit_wish(
             user=poster,
             community_id=community.id,
             title=f"想请人帮忙买菜 {i}",

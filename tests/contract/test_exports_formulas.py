@@ -17,8 +17,8 @@ from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.xlsx import MEDIA_TYPE
 from backend.orgs.models import Community
-from tests.activities.helpers import activity_fields, as_json
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import auth_headers, make_community, make_staff, make_user, session_cookies
+from tests.factories.activities import activity_fields, as_json
 
 FORMULAS = ["=1+1", "@SUM(A1)", '=HYPERLINK("http://x","y")', "+1", "-1+1"]
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ async def typed(client: httpx.AsyncClient) -> Typed:
     """A community where every resident's nickname is a formula (set through PATCH /me)."""
     clock.set(NOW)
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"], nickname="陈社工")
+    staff = await make_staff(community, nickname="陈社工")
     residents = []
     for index, text in enumerate(FORMULAS):
         user = await make_user(community=community, phone=f"1391234{index:04d}")

@@ -15,6 +15,7 @@ def empty_database(settings):
     return settings
 
 
+@pytest.mark.slow
 async def test_migrations_apply_and_match_models(empty_database):
     settings = empty_database
     await core_db.migrate(settings)

@@ -65,6 +65,7 @@ def test_dev_keeps_the_demo_values():
     assert (settings.mp_appid, settings.oa_token) == ("wx_mp_demo", "linli-oa-token")
 
 
+@pytest.mark.slow
 def test_every_command_exits_2_naming_each_unsafe_variable(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
     env.update(PROD_ENV, LINLI_SECRET_KEY=STRONG, LINLI_OA_TOKEN="linli-oa-token")

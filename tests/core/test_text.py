@@ -21,7 +21,7 @@ from backend.core.text import (
     has_forbidden,
 )
 from h5.forms import parse_date, parse_local_datetime
-from tests.factories import auth_headers, make_user, session_cookies
+from tests.factories import auth_headers, make_street_admin, make_user, session_cookies
 from tests.h5.conftest import csrf_token
 
 REFUSED = ["a\x00b", "a\x07b", "a\x1bb", "a\x7fb", "a\x85b", "a\u2028b", "a\ud800b", "a\uffffb"]
@@ -161,7 +161,7 @@ def test_clean_query_strings_skip_the_parse() -> None:
 async def test_api_query_parameters_with_control_characters_are_refused(
     client: httpx.AsyncClient, path: str
 ) -> None:
-    user = await make_user(roles=["street_admin"])
+    user = await make_street_admin()
     response = await client.get(path, headers=auth_headers(user))
     assert response.status_code == 422
     error = response.json()["error"]

@@ -313,6 +313,7 @@ def test_systemd_app_and_bot_start_after_migrations(name):
     assert read_unit(name)["Service"]["Restart"] in ("on-failure", "always")
 
 
+@pytest.mark.slow
 def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path):
     if shutil.which("systemd-analyze") is None:
         # .ci/run installs Debian's systemd package, which provides it.

@@ -18,6 +18,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User, WechatIdentity
@@ -26,6 +28,14 @@ from backend.core.security import blind_index, encrypt_field
 from backend.orgs.models import Building, Community, Street, Unit
 
 _seq = itertools.count(1)
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local(*args: int) -> datetime:
+    """An aware Shanghai wall-clock time, e.g. local(2026, 3, 1, 23, 0)."""
+    return datetime(*args, tzinfo=SHANGHAI)
 
 
 def _next() -> int:

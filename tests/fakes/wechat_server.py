@@ -1,8 +1,10 @@
 """A fake WeChat (and WeCom robot) API server: real HTTP on 127.0.0.1, in a thread.
 
 Tests point LINLI_WECHAT_API_BASE and LINLI_WECOM_WEBHOOK_BASE at it. It issues access
-tokens, answers code2session and OAuth, accepts template / subscribe / robot messages and
-records every call, and can be told to answer the next calls with a WeChat errcode.
+tokens as WeChat does (a new `cgi-bin/token` ends the previous one; `cgi-bin/stable_token`
+hands out the same one until forced, and the two are kept apart), answers code2session and
+OAuth, accepts template / subscribe / robot messages and records every call, and can be told
+to answer the next calls with a WeChat errcode.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class FakeWechatState:
     # js_code / oauth code -> (openid, unionid)
     codes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     valid_tokens: dict[str, str] = field(default_factory=dict)  # token -> appid
+    # The latest token per appid of each interface: a new `cgi-bin/token` ends the previous
+    # one, while `cgi-bin/stable_token` hands out the same one until it is forced or expires;
+    # the two are kept apart, as WeChat keeps them.
+    plain_tokens: dict[str, str] = field(default_factory=dict)
+    stable_tokens: dict[str, str] = field(default_factory=dict)
     forced: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     token_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -97,7 +104,6 @@ class FakeWechat:
             self.state.forced.clear()
 
 
-TOKEN_PATHS = ("/cgi-bin/token", "/cgi-bin/stable_token")
 MESSAGE_PATHS = (
     "/cgi-bin/message/template/send",
     "/cgi-bin/message/subscribe/send",
@@ -151,12 +157,10 @@ def _make_handler(state: FakeWechatState):
             self.wfile.write(payload)
 
         def _answer(self, path: str, query: dict[str, str], body: Any) -> dict[str, Any]:
-            if path in TOKEN_PATHS:
-                appid = query.get("appid") or (body or {}).get("appid", "")
-                with state.lock:
-                    token = f"token-{appid}-{next(state.token_counter)}"
-                    state.valid_tokens[token] = appid
-                return {"access_token": token, "expires_in": 7200}
+            if path == "/cgi-bin/token":
+                return self._plain_token(query)
+            if path == "/cgi-bin/stable_token":
+                return self._stable_token(body)
             if path in ("/sns/jscode2session", "/sns/oauth2/access_token"):
                 code = query.get("js_code") or query.get("code") or ""
                 with state.lock:
@@ -185,5 +189,41 @@ def _make_handler(state: FakeWechatState):
             if path == "/cgi-bin/webhook/send":
                 return {"errcode": 0, "errmsg": "ok"}
             return {"errcode": 404, "errmsg": f"fake has no {path}"}
+
+        def _plain_token(self, query: dict[str, str]) -> dict[str, Any]:
+            if query.get("grant_type") != "client_credential":
+                return {"errcode": 40002, "errmsg": "invalid grant_type"}
+            appid = query.get("appid", "")
+            if not appid or not query.get("secret"):
+                return {"errcode": 41002, "errmsg": "appid or secret missing"}
+            with state.lock:
+                # Every fetch ends the token the previous fetch handed out (to whoever).
+                state.valid_tokens.pop(state.plain_tokens.get(appid, ""), None)
+                token = f"token-{appid}-{next(state.token_counter)}"
+                state.valid_tokens[token] = appid
+                state.plain_tokens[appid] = token
+            return {"access_token": token, "expires_in": 7200}
+
+        def _stable_token(self, body: Any) -> dict[str, Any]:
+            # POST JSON only, as WeChat takes it.
+            if not isinstance(body, dict):
+                return {"errcode": 47001, "errmsg": "data format error"}
+            if body.get("grant_type") != "client_credential":
+                return {"errcode": 40002, "errmsg": "invalid grant_type"}
+            appid = body.get("appid")
+            if not isinstance(appid, str) or not appid or not body.get("secret"):
+                return {"errcode": 41002, "errmsg": "appid or secret missing"}
+            force = body.get("force_refresh", False)
+            if not isinstance(force, bool):
+                return {"errcode": 47001, "errmsg": "force_refresh must be a boolean"}
+            with state.lock:
+                current = state.stable_tokens.get(appid)
+                if current in state.valid_tokens and not force:
+                    return {"access_token": current, "expires_in": 7200}
+                state.valid_tokens.pop(current or "", None)
+                token = f"token-{appid}-{next(state.token_counter)}"
+                state.valid_tokens[token] = appid
+                state.stable_tokens[appid] = token
+            return {"access_token": token, "expires_in": 7200}
 
     return Handler

@@ -9,12 +9,12 @@ from io import BytesIO
 import httpx
 from openpyxl import load_workbook
 
-from backend.activities import service as activities_service
+from backend.activities import bookings, catalogue
 from backend.activities.exceptions import SoldOut
 from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
-from tests.activities.helpers import freeze, make_activity
-from tests.factories import Neighbourhood, make_user, session_cookies
+from tests.factories import Neighbourhood, make_staff, make_user, session_cookies
+from tests.factories.activities import freeze, make_activity
 from tests.h5.conftest import csrf_token
 
 
@@ -72,8 +72,8 @@ async def test_cancel_on_the_page_promotes_the_waitlist(
     freeze()
     activity = await make_activity(demo.community, capacity=1, waitlist_capacity=1)
     waiting = await make_user(community=demo.community)
-    seat = await activities_service.book_activity(user_id=demo.resident.id, activity_id=activity.id)
-    await activities_service.book_activity(user_id=waiting.id, activity_id=activity.id)
+    seat = await bookings.book_activity(user_id=demo.resident.id, activity_id=activity.id)
+    await bookings.book_activity(user_id=waiting.id, activity_id=activity.id)
     page = f"/h5/activities/{activity.id}"
 
     await as_user(client, demo.resident)
@@ -103,7 +103,7 @@ async def test_staff_publish_edit_and_cancel_through_the_form(
     client: httpx.AsyncClient, demo: Neighbourhood
 ):
     freeze()
-    staff = await make_user(community=demo.community, roles=["staff"])
+    staff = await make_staff(demo.community)
     await as_user(client, staff)
     form = await client.get("/h5/activities/new")
     assert form.status_code == 200 and "大田社区" in form.text
@@ -134,7 +134,7 @@ async def test_staff_publish_edit_and_cancel_through_the_form(
     assert created.status_code == 303, created.text
     activity = await Activity.get(title="茶文化")
     assert activity.starts_at.hour == 4  # 12:00 in Shanghai is 04:00 UTC
-    view = await activities_service.get_activity(activity_id=activity.id)
+    view = await catalogue.get_activity(activity_id=activity.id)
     assert view.audience == ["worker"] and view.building_ids == [demo.building.id]
 
     edit = f"/h5/activities/{activity.id}/edit"
@@ -155,8 +155,8 @@ async def test_attendance_qr_check_in_and_export(client: httpx.AsyncClient, demo
     staff = await Activity.get(id=activity.id).prefetch_related("created_by")
     staff = staff.created_by
     absent = await make_user(community=demo.community, nickname="缺席者")
-    await activities_service.book_activity(user_id=demo.resident.id, activity_id=activity.id)
-    await activities_service.book_activity(user_id=absent.id, activity_id=activity.id)
+    await bookings.book_activity(user_id=demo.resident.id, activity_id=activity.id)
+    await bookings.book_activity(user_id=absent.id, activity_id=activity.id)
     clock.set(activity.starts_at - timedelta(minutes=5))
 
     await as_user(client, staff)

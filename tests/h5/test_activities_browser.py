@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from backend.accounts.models import User
-from backend.activities import service as activities_service
-from tests.activities.helpers import make_activity
+from backend.activities import bookings
 from tests.factories import Neighbourhood, make_user
+from tests.factories.activities import make_activity
 from tests.h5.browser import Phones, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,7 +23,7 @@ async def test_last_seat_then_waitlist_then_full_on_a_phone(
 ) -> None:
     activity = await make_activity(demo.community, capacity=2, waitlist_capacity=1)
     early = await make_user(community=demo.community, nickname="早鸟")
-    await activities_service.book_activity(user_id=early.id, activity_id=activity.id)
+    await bookings.book_activity(user_id=early.id, activity_id=activity.id)
     neighbour = await make_user(community=demo.community, nickname="李阿姨")
     latecomer = await make_user(community=demo.community, nickname="赵叔叔")
     detail = f"{phones.server}/h5/activities/{activity.id}"

@@ -21,6 +21,13 @@ WECHAT_UA = (
 )
 
 
+# 企业微信's browser: MicroMessenger and wxwork both in its user agent.
+WECOM_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh"
+)
+
+
 def _location(response: httpx.Response) -> str:
     return response.headers["location"]
 
@@ -78,6 +85,29 @@ async def test_persona_login_over_https_sets_secure_cookie(
         response = await client.post(
             "/h5/login/persona",
             data={"csrf_token": csrf_token(page.text), "persona": "resident"},
+        )
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_an_https_public_address_makes_cookies_secure_behind_any_proxy(
+    settings, db, demo: Neighbourhood, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy that talks plain http to the app and forgets X-Forwarded-Proto must not turn
+    the session cookie into one a browser would send over http."""
+    from backend.main import create_app
+
+    monkeypatch.setenv("LINLI_PUBLIC_BASE_URL", "https://linli.shimenerlu.example.cn")
+    reset_settings()
+    transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        page = await client.get("/h5/login")
+        assert "Secure" in page.headers["set-cookie"]  # the pre-login (CSRF) cookie
+        response = await client.post(
+            "/h5/login/persona",
+            data={"csrf_token": csrf_token(page.text), "persona": "resident"},
+            # A browser would only send a Secure cookie over https; here the proxy's leg is http.
+            headers={"cookie": f"linli_anon={page.cookies['linli_anon']}"},
         )
     assert response.status_code == 303
     assert "Secure" in response.headers["set-cookie"]
@@ -303,3 +333,19 @@ async def test_deleted_user_session_goes_back_to_login(
     await login_as(client, "newcomer")
     await User.filter(id=demo.newcomer.id).delete()
     assert (await client.get("/h5/")).status_code == 302
+
+
+async def test_wecom_browser_is_not_sent_to_official_account_oauth(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in PROD_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+
+    wecom = await client.get("/h5/login", headers={"user-agent": WECOM_UA})
+    wechat = await client.get("/h5/login", headers={"user-agent": WECHAT_UA})
+
+    # Not the OAuth redirect WeChat would refuse inside 企业微信: a page saying where to go.
+    assert wecom.status_code == 200
+    assert "企业微信中无法登录" in wecom.text
+    assert wechat.status_code == 302

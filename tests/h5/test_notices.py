@@ -10,13 +10,12 @@ import httpx
 import pytest
 from tortoise.expressions import Q
 
-from backend.accounts import service as accounts_service
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.models import OutboxMessage
-from backend.notices import service as notices_service
 from backend.notices.models import Notice
-from tests.factories import Neighbourhood
+from tests.factories import Neighbourhood, make_staff, make_street_admin
+from tests.factories.notices import publish_notice
 from tests.h5.conftest import csrf_token, login_as
 
 TITLE = "关于本小区二次供水设施清洗期间临时停水的通知"
@@ -24,15 +23,11 @@ TITLE = "关于本小区二次供水设施清洗期间临时停水的通知"
 
 @pytest.fixture
 async def staff(demo: Neighbourhood) -> User:
-    user = await User.create(nickname="陈社工", persona="staff", community=demo.community)
-    await accounts_service.grant_role(
-        actor=None, user_id=user.id, role="staff", community_id=demo.community.id
-    )
-    return user
+    return await make_staff(demo.community, nickname="陈社工", persona="staff")
 
 
 async def publish(staff: User, community_id: int | None, title: str, **fields) -> Notice:
-    return await notices_service.create_notice(
+    return await publish_notice(
         actor=staff, community_id=community_id, title=title, body=f"{title}的正文", **fields
     )
 
@@ -57,10 +52,7 @@ async def test_anyone_reads_published_notices(
 async def test_a_resident_sees_their_community_and_the_street(
     client: httpx.AsyncClient, demo: Neighbourhood, staff
 ):
-    admin = await User.create(nickname="周主任")
-    await accounts_service.grant_role(
-        actor=None, user_id=admin.id, role="street_admin", community_id=None
-    )
+    admin = await make_street_admin(nickname="周主任")
     await publish(staff, demo.community.id, "大田停水")
     await publish(admin, None, "全街道防汛")
     await publish(admin, demo.other_community.id, "新闸停电")

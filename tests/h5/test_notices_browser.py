@@ -39,7 +39,8 @@ async def test_staff_publish_and_a_resident_reads_on_phones(
     await staff.get_by_role("button", name="预览").click()
     await staff.wait_for_url(server + "/h5/notices/preview")
     assert await staff.get_by_text(TITLE[:19] + "…").is_visible()
-    assert await staff.locator("#recipients").inner_text() == "2 人"
+    # Everyone of the neighbourhood's community: its six people and the staff persona.
+    assert await staff.locator("#recipients").inner_text() == "7 人"
     assert await staff.get_by_text("【社区通知】" + TITLE).is_visible()
     await screenshot(staff, "notices-2-preview")
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend.party import service
-from tests.factories import Neighbourhood, make_user
+from backend.party import hours, posts
+from backend.party.schemas import PostIn
+from tests.factories import Neighbourhood, make_staff
 from tests.h5.browser import Phones, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -18,15 +19,13 @@ async def test_report_in_approve_claim_and_check_in_on_a_phone(
     phones: Phones, demo: Neighbourhood
 ) -> None:
     server = phones.server
-    staff = await make_user(
-        persona="party-staff", nickname="陈社工", community=demo.community, roles=["staff"]
-    )
-    post = await service.create_post(
+    staff = await make_staff(demo.community, persona="party-staff", nickname="陈社工")
+    post = await posts.create_post(
         actor=staff,
-        form=service.PostForm(
+        data=PostIn(
             community_id=demo.community.id,
             title="绿化养护岗",
-            term=service.current_term(),
+            term=hours.current_term(),
             capacity=3,
             description="每周六上午养护小区绿地，劝导文明养犬",
             location="大田社区中心花园",
@@ -36,12 +35,12 @@ async def test_report_in_approve_claim_and_check_in_on_a_phone(
             open_until=24 * 60,
         ),
     )
-    await service.create_post(
+    await posts.create_post(
         actor=staff,
-        form=service.PostForm(
+        data=PostIn(
             community_id=demo.community.id,
             title="法律咨询岗",
-            term=service.current_term(),
+            term=hours.current_term(),
             capacity=2,
             skills=["法律咨询"],
         ),

@@ -11,11 +11,11 @@ from openpyxl import load_workbook
 
 from backend.core import checkin
 from backend.core.clock import clock
-from backend.party import service
+from backend.party import posts, records
 from backend.party.models import PartyRegistration, ServicePost, ServiceRecord
-from tests.factories import Neighbourhood, make_user
+from backend.party.schemas import PostIn
+from tests.factories import Neighbourhood, local, make_staff
 from tests.h5.conftest import csrf_token, login_as
-from tests.party.helpers import local
 
 
 async def _post(client: httpx.AsyncClient, page: str, action: str, data: dict) -> httpx.Response:
@@ -35,9 +35,7 @@ REGISTER = {
 
 async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo: Neighbourhood):
     clock.set(local(2026, 3, 7, 8, 0))
-    await make_user(
-        persona="party-staff", nickname="陈社工", community=demo.community, roles=["staff"]
-    )
+    await make_staff(demo.community, persona="party-staff", nickname="陈社工")
     await login_as(client, "resident")
     hub = await client.get("/h5/party")
     assert hub.status_code == 200 and "我要报到" in hub.text
@@ -125,7 +123,7 @@ async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo
     assert checked_in.headers["location"].endswith("done=checked_in")
     assert "签退：绿化养护岗" in (await client.get(checked_in.headers["location"])).text
     clock.set(local(2026, 3, 7, 9, 30))
-    fresh = checkin.current_code(subject=service.post_subject(post.id))[0]
+    fresh = checkin.current_code(subject=records.post_subject(post.id))[0]
     out = await _post(
         client,
         f"/h5/party/checkin?post={post.id}",
@@ -174,14 +172,10 @@ async def test_member_and_staff_pages_end_to_end(client: httpx.AsyncClient, demo
 async def test_staff_pages_refuse_residents_and_other_communities(
     client: httpx.AsyncClient, demo: Neighbourhood
 ):
-    other_staff = await make_user(
-        persona="other-staff", community=demo.other_community, roles=["staff"]
-    )
-    post = await service.create_post(
-        actor=await make_user(community=demo.community, roles=["staff"]),
-        form=service.PostForm(
-            community_id=demo.community.id, title="六乱监督岗", term=2026, capacity=2
-        ),
+    other_staff = await make_staff(demo.other_community, persona="other-staff")
+    post = await posts.create_post(
+        actor=await make_staff(demo.community),
+        data=PostIn(community_id=demo.community.id, title="六乱监督岗", term=2026, capacity=2),
     )
     await login_as(client, "resident")
     for path in (

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from backend.accounts.models import User
-from backend.points import rewards
-from backend.points import service as points_service
+from backend.points import ledger
 from backend.points.models import Redemption
 from tests.factories import Neighbourhood
+from tests.factories.points import make_reward
 from tests.h5.browser import Phones, screenshot
 from tests.h5.conftest import add_persona
 
@@ -22,14 +22,14 @@ async def stocked(demo: Neighbourhood) -> Neighbourhood:
     """The demo resident with 100 points, a staff member, and a reward in their community."""
     staff = await add_persona(demo, nickname="陈社工", persona="staff")
     for source, amount, reason in (("a1", 60, "参加「舞韵瑜伽」"), ("w1", 40, "帮邻居实现微心愿")):
-        await points_service.award(
+        await ledger.award(
             user_id=demo.resident.id,
             amount=amount,
             source_type="activity",
             source_id=source,
             reason=reason,
         )
-    await rewards.create_reward(
+    await make_reward(
         actor=staff,
         community_id=demo.community.id,
         title="环保购物袋",

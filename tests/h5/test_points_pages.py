@@ -15,9 +15,16 @@ from openpyxl import load_workbook
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.orgs.models import Community
-from backend.points import rewards, service
+from backend.points import ledger, rewards
 from backend.points.models import Redemption, Reward, RewardPicture
-from tests.factories import make_community, make_user, session_cookies
+from tests.factories import (
+    make_community,
+    make_staff,
+    make_street_admin,
+    make_user,
+    session_cookies,
+)
+from tests.factories.points import make_reward
 from tests.h5.conftest import csrf_token
 
 
@@ -33,13 +40,13 @@ class Shop:
 @pytest.fixture
 async def shop(db) -> Shop:
     community = await make_community(name="大田社区")
-    staff = await make_user(nickname="陈社工", community=community, roles=["staff"])
+    staff = await make_staff(community, nickname="陈社工")
     resident = await make_user(nickname="王阿姨", community=community, phone="13800000001")
-    admin = await make_user(nickname="周主任", roles=["street_admin"])
-    await service.award(
+    admin = await make_street_admin(nickname="周主任")
+    await ledger.award(
         user_id=resident.id, amount=120, source_type="activity", source_id="a1", reason="参加读书会"
     )
-    bag = await rewards.create_reward(
+    bag = await make_reward(
         actor=staff,
         community_id=community.id,
         title="环保购物袋",
@@ -252,7 +259,7 @@ async def test_staff_adjust_by_phone_number(client, shop):
 
 
 async def test_staff_of_another_community_are_refused(client, shop):
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     page = await as_user(client, outsider).get(
         "/h5/points/staff/rewards", params={"community_id": shop.community.id}
     )
@@ -444,7 +451,7 @@ async def test_the_pickup_page_shows_the_picture(client, shop):
 
 async def test_only_staff_of_the_community_remove_a_picture(client, shop):
     await rewards.set_picture(actor=shop.staff, reward_id=shop.bag.id, content=PNG)
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     as_user(client, outsider)
     refused = await post_form(
         client,

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from backend.core.clock import clock
-from backend.notices import service as notices_service
-from tests.factories import auth_headers, make_community, make_user
+from backend.notices import consents as notices_consents
+from tests.factories import auth_headers, make_community, make_staff, make_user
 
 PATH = "/api/v1/me/subscriptions"
 
@@ -63,7 +63,7 @@ async def test_an_idempotency_key_records_consents_once(client):
 
     assert first.json() == again.json() == {"template_key": "wish", "remaining": 2}
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert await notices_service.consents_left(user_id=user.id, template_key="wish") == 2
+    assert await notices_consents.consents_left(user_id=user.id, template_key="wish") == 2
 
 
 async def test_concurrent_first_consents_are_all_counted(client):
@@ -78,7 +78,7 @@ async def test_concurrent_first_consents_are_all_counted(client):
     )
 
     assert {r.status_code for r in responses} == {200}
-    assert await notices_service.consents_left(user_id=user.id, template_key="notice") == 10
+    assert await notices_consents.consents_left(user_id=user.id, template_key="notice") == 10
 
 
 async def test_documented_in_openapi(client):
@@ -94,7 +94,7 @@ NOTICES = "/api/v1/notices"
 
 async def staff_and_community():
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     return community, staff
 
 

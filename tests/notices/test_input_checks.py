@@ -13,7 +13,7 @@ from backend.accounts.models import User
 from backend.core.models import OutboxMessage
 from backend.notices.models import Notice
 from backend.orgs.models import Community
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import auth_headers, make_community, make_staff, session_cookies
 from tests.h5.conftest import csrf_token
 
 EXTREME = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:00+00:00", "1970-01-01T00:00:00Z",
@@ -23,7 +23,7 @@ EXTREME = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:00+00:00", "1970-01-01
 @pytest.fixture
 async def place(db: None) -> tuple[Community, User]:
     community = await make_community()
-    return community, await make_user(community=community, roles=["staff"])
+    return community, await make_staff(community)
 
 
 async def _nothing_written() -> None:

@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.accounts.models import User
-from backend.activities.models import Activity, Booking
+from backend.activities.models import Booking
 from backend.core.clock import clock
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
 from backend.notices import service
 from backend.notices.models import Notice
-from tests.factories import make_building, make_community, make_street, make_unit, make_user
+from backend.notices.views import notice_status
+from tests.factories import Neighbourhood, make_neighbourhood, make_user
+from tests.factories.activities import make_activity
+from tests.factories.notices import publish_notice
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -46,77 +48,51 @@ async def robot_keys(notice: Notice) -> Counter:
     return Counter(row.recipient for row in rows)
 
 
-class Town:
-    """Two communities of one street with every kind of person in them."""
-
-    async def build(self) -> Town:
-        self.street = await make_street()
-        self.a = await make_community(street=self.street)
-        self.b = await make_community(street=self.street)
-        self.a_tower = await make_building(community=self.a)
-        self.street_tower = await make_building(community=None)
-        self.b_tower = await make_building(community=self.b)
-        self.a_school = await make_unit(community=self.a)
-        self.b_school = await make_unit(community=self.b)
-        self.staff = await make_user(community=self.a, roles=["staff"])
-        self.admin = await make_user(roles=["street_admin"])
-        self.resident = await make_user(community=self.a)
-        self.party = await make_user(community=self.a, roles=["party_member"])
-        self.worker = await make_user(building=self.a_tower)
-        self.street_worker = await make_user(building=self.street_tower)
-        self.pupil_parent = await make_user(unit=self.a_school)
-        self.b_resident = await make_user(community=self.b)
-        self.b_worker = await make_user(building=self.b_tower)
-        self.nobody = await make_user()
-        return self
-
-    def ids(self, *users: User) -> set[int]:
-        return {u.id for u in users}
-
-
 @pytest.fixture
-async def town() -> Town:
-    return await Town().build()
+async def hood() -> Neighbourhood:
+    return await make_neighbourhood()
 
 
-async def publish(town: Town, **fields) -> Notice:
-    fields.setdefault("community_id", town.a.id)
+async def publish(hood: Neighbourhood, **fields) -> Notice:
+    fields.setdefault("community_id", hood.community.id)
     fields.setdefault("title", "停水通知")
     fields.setdefault("body", "3 月 5 日 9:00–15:00 小区停水，请提前储水。")
-    actor = fields.pop("actor", town.staff)
-    return await service.create_notice(actor=actor, **fields)
+    actor = fields.pop("actor", hood.staff)
+    return await publish_notice(actor=actor, **fields)
 
 
 # --- who may publish what ---
 
 
-async def test_staff_publish_now_and_nothing_is_sent_in_the_request(town: Town):
-    notice = await publish(town)
+async def test_staff_publish_now_and_nothing_is_sent_in_the_request(hood: Neighbourhood):
+    notice = await publish(hood)
     assert notice.status == "published" and notice.publish_at == NOW
-    assert service.notice_status(notice) == "published"
+    assert notice_status(notice) == "published"
     assert await OutboxMessage.all().count() == 0
 
 
-async def test_a_later_publish_time_schedules_the_notice(town: Town):
+async def test_a_later_publish_time_schedules_the_notice(hood: Neighbourhood):
     local = datetime(2025, 3, 4, 8, 0)  # no offset: Shanghai time
-    notice = await publish(town, publish_at=local)
+    notice = await publish(hood, publish_at=local)
     assert notice.status == "scheduled"
     assert notice.publish_at == datetime(2025, 3, 4, 0, 0, tzinfo=UTC)
     # A time already past means now.
-    past = await publish(town, publish_at=NOW - timedelta(days=3))
+    past = await publish(hood, publish_at=NOW - timedelta(days=3))
     assert past.status == "published" and past.publish_at == NOW
 
 
-async def test_only_staff_of_the_community_or_street_admins_publish(town: Town):
+async def test_only_staff_of_the_community_or_street_admins_publish(hood: Neighbourhood):
     with pytest.raises(Forbidden):
-        await publish(town, actor=town.resident)
+        await publish(hood, actor=hood.resident)
     with pytest.raises(Forbidden):
-        await publish(town, community_id=town.b.id)
+        await publish(hood, community_id=hood.other_community.id)
     with pytest.raises(Forbidden):
-        await publish(town, community_id=None)
-    assert (await publish(town, actor=town.admin, community_id=town.b.id)).community_id == town.b.id
-    street_wide = await publish(town, actor=town.admin, community_id=None)
-    assert street_wide.community_id is None and street_wide.street_id == town.street.id
+        await publish(hood, community_id=None)
+    assert (
+        await publish(hood, actor=hood.street_admin, community_id=hood.other_community.id)
+    ).community_id == hood.other_community.id
+    street_wide = await publish(hood, actor=hood.street_admin, community_id=None)
+    assert street_wide.community_id is None and street_wide.street_id == hood.street.id
 
 
 @pytest.mark.parametrize(
@@ -137,23 +113,23 @@ async def test_only_staff_of_the_community_or_street_admins_publish(town: Town):
         ({"activity_id": 987654}, "activity_id"),
     ],
 )
-async def test_bad_drafts_are_invalid(town: Town, fields: dict, field: str):
+async def test_bad_drafts_are_invalid(hood: Neighbourhood, fields: dict, field: str):
     with pytest.raises(Invalid) as caught:
-        await publish(town, **fields)
+        await publish(hood, **fields)
     assert field in caught.value.fields
 
 
-async def test_buildings_and_units_must_be_within_reach(town: Town):
+async def test_buildings_and_units_must_be_within_reach(hood: Neighbourhood):
     with pytest.raises(Invalid) as caught:
-        await publish(town, audience="workers", building_ids=[town.b_tower.id])
+        await publish(hood, audience="workers", building_ids=[hood.other_building.id])
     assert "building_ids" in caught.value.fields
     with pytest.raises(Invalid):
-        await publish(town, audience="unit_members", unit_ids=[town.b_school.id])
+        await publish(hood, audience="unit_members", unit_ids=[hood.other_unit.id])
     # Street-level buildings are within reach of every community of the street.
     notice = await publish(
-        town, audience="workers", building_ids=[town.street_tower.id, town.a_tower.id]
+        hood, audience="workers", building_ids=[hood.street_building.id, hood.building.id]
     )
-    assert notice.building_ids == sorted([town.street_tower.id, town.a_tower.id])
+    assert notice.building_ids == sorted([hood.street_building.id, hood.building.id])
 
 
 # --- who a notice reaches ---
@@ -162,85 +138,82 @@ async def test_buildings_and_units_must_be_within_reach(town: Town):
 @pytest.mark.parametrize(
     ("audience", "expected"),
     [
-        ("all", ("resident", "party", "staff", "worker", "pupil_parent")),
-        ("residents", ("resident", "party", "staff")),
-        ("party_members", ("party",)),
+        ("all", ("resident", "neighbour", "party_member", "staff", "worker", "unit_member")),
+        ("residents", ("resident", "neighbour", "party_member", "staff")),
+        ("party_members", ("party_member",)),
         ("workers", ("worker",)),
-        ("unit_members", ("pupil_parent",)),
+        ("unit_members", ("unit_member",)),
     ],
 )
-async def test_audiences_of_a_community(town: Town, audience: str, expected: tuple[str, ...]):
-    notice = await publish(town, audience=audience)
+async def test_audiences_of_a_community(
+    hood: Neighbourhood, audience: str, expected: tuple[str, ...]
+):
+    notice = await publish(hood, audience=audience)
     await fan_out_all()
-    assert set(await user_rows(notice)) == {getattr(town, name).id for name in expected}
+    assert set(await user_rows(notice)) == {getattr(hood, name).id for name in expected}
 
 
-async def test_street_wide_notice_reaches_every_community(town: Town):
-    notice = await publish(town, actor=town.admin, community_id=None, audience="workers")
+async def test_street_wide_notice_reaches_every_community(hood: Neighbourhood):
+    notice = await publish(hood, actor=hood.street_admin, community_id=None, audience="workers")
     await fan_out_all()
-    assert set(await user_rows(notice)) == town.ids(town.worker, town.street_worker, town.b_worker)
-
-
-async def test_workers_of_chosen_buildings(town: Town):
-    notice = await publish(town, audience="workers", building_ids=[town.street_tower.id])
-    await fan_out_all()
-    assert set(await user_rows(notice)) == town.ids(town.street_worker)
-
-
-async def make_activity(town: Town) -> Activity:
-    return await Activity.create(
-        community=town.a,
-        title="午间一小时·茶文化",
-        category="午间一小时",
-        starts_at=NOW + timedelta(days=2),
-        ends_at=NOW + timedelta(days=2, hours=1),
-        booking_opens_at=NOW - timedelta(days=1),
-        booking_closes_at=NOW + timedelta(days=1),
-        cancel_deadline=NOW + timedelta(days=1),
-        capacity=10,
-        created_at=NOW,
-        updated_at=NOW,
+    assert set(await user_rows(notice)) == hood.ids(
+        hood.worker, hood.street_worker, hood.other_worker
     )
 
 
-async def test_people_booked_on_an_activity(town: Town):
-    activity = await make_activity(town)
+async def test_workers_of_chosen_buildings(hood: Neighbourhood):
+    notice = await publish(hood, audience="workers", building_ids=[hood.street_building.id])
+    await fan_out_all()
+    assert set(await user_rows(notice)) == hood.ids(hood.street_worker)
+
+
+async def test_people_booked_on_an_activity(hood: Neighbourhood):
+    activity = await make_activity(hood.community, staff=hood.staff, capacity=10)
     for user, status in (
-        (town.worker, "confirmed"),
-        (town.b_worker, "waitlisted"),
-        (town.resident, "cancelled"),
-        (town.party, "confirmed"),
+        (hood.worker, "confirmed"),
+        (hood.other_worker, "waitlisted"),
+        (hood.resident, "cancelled"),
+        (hood.party_member, "confirmed"),
     ):
         await Booking.create(activity=activity, user=user, status=status, created_at=NOW)
 
-    booked = await publish(town, activity_id=activity.id, title="上课地点调整")
-    booked_workers = await publish(town, activity_id=activity.id, audience="workers")
+    booked = await publish(hood, activity_id=activity.id, title="上课地点调整")
+    booked_workers = await publish(hood, activity_id=activity.id, audience="workers")
     await fan_out_all()
 
     # The bookers from another community's building are reached too; the cancelled are not.
-    assert set(await user_rows(booked)) == town.ids(town.worker, town.b_worker, town.party)
-    assert set(await user_rows(booked_workers)) == town.ids(town.worker, town.b_worker)
+    assert set(await user_rows(booked)) == hood.ids(
+        hood.worker, hood.other_worker, hood.party_member
+    )
+    assert set(await user_rows(booked_workers)) == hood.ids(hood.worker, hood.other_worker)
     # A notice to some of the people never goes to the group robot.
     assert await robot_keys(booked) == Counter()
 
 
-async def test_an_activity_of_another_community_is_refused(town: Town):
-    activity = await make_activity(town)
+async def test_an_activity_of_another_community_is_refused(hood: Neighbourhood):
+    activity = await make_activity(hood.community, staff=hood.staff, capacity=10)
     with pytest.raises(Invalid) as caught:
-        await publish(town, actor=town.admin, community_id=town.b.id, activity_id=activity.id)
+        await publish(
+            hood,
+            actor=hood.street_admin,
+            community_id=hood.other_community.id,
+            activity_id=activity.id,
+        )
     assert "activity_id" in caught.value.fields
 
 
 # --- fan-out ---
 
 
-async def test_fan_out_goes_in_batches_and_reaches_everyone_once(town: Town):
-    town.a.wecom_robot_key = "robot-a"
-    await town.a.save()
-    extra = [await make_user(community=town.a) for _ in range(7)]
-    notice = await publish(town)
-    audience = town.ids(town.resident, town.party, town.staff, town.worker, town.pupil_parent)
-    audience |= town.ids(*extra)
+async def test_fan_out_goes_in_batches_and_reaches_everyone_once(hood: Neighbourhood):
+    hood.community.wecom_robot_key = "robot-a"
+    await hood.community.save()
+    extra = [await make_user(community=hood.community) for _ in range(7)]
+    notice = await publish(hood)
+    audience = hood.ids(
+        hood.resident, hood.neighbour, hood.party_member, hood.staff, hood.worker, hood.unit_member
+    )
+    audience |= hood.ids(*extra)
 
     assert await service.fan_out_notices(batch_size=4, max_batches=1) == 4
     assert sum((await user_rows(notice)).values()) == 4
@@ -252,47 +225,47 @@ async def test_fan_out_goes_in_batches_and_reaches_everyone_once(town: Town):
     assert await robot_keys(notice) == Counter({"robot-a": 1})
     refreshed = await Notice.get(id=notice.id)
     assert refreshed.fanout_done_at is not None and refreshed.fanout_count == len(audience)
-    row = await OutboxMessage.filter(user_id=town.resident.id).first()
+    row = await OutboxMessage.filter(user_id=hood.resident.id).first()
     assert row.channel == "user" and row.template_key == "notice"
     assert row.context["title"] == "停水通知"
     assert row.context["url"] == f"/h5/notices/{notice.id}"
     assert "body" not in row.context  # recipients' messages carry no body, only the robot's
 
 
-async def test_parallel_fan_outs_write_each_row_once(town: Town):
+async def test_parallel_fan_outs_write_each_row_once(hood: Neighbourhood):
     for _ in range(30):
-        await make_user(community=town.a)
-    notice = await publish(town)
+        await make_user(community=hood.community)
+    notice = await publish(hood)
 
     await asyncio.gather(*(service.fan_out_notices(batch_size=4, max_batches=20) for _ in range(4)))
     await fan_out_all(batch_size=4)
 
     rows = await user_rows(notice)
-    assert len(rows) == 35 and set(rows.values()) == {1}
-    assert (await Notice.get(id=notice.id)).fanout_count == 35
+    assert len(rows) == 36 and set(rows.values()) == {1}
+    assert (await Notice.get(id=notice.id)).fanout_count == 36
 
 
-async def test_street_wide_notice_goes_to_each_communitys_robot(town: Town):
-    town.a.wecom_robot_key = "robot-a"
-    await town.a.save()
-    town.b.wecom_robot_key = "robot-b"
-    await town.b.save()
-    notice = await publish(town, actor=town.admin, community_id=None)
+async def test_street_wide_notice_goes_to_each_communitys_robot(hood: Neighbourhood):
+    hood.community.wecom_robot_key = "robot-a"
+    await hood.community.save()
+    hood.other_community.wecom_robot_key = "robot-b"
+    await hood.other_community.save()
+    notice = await publish(hood, actor=hood.street_admin, community_id=None)
     await fan_out_all()
     assert await robot_keys(notice) == Counter({"robot-a": 1, "robot-b": 1})
-    robot = await OutboxMessage.get(dedupe_key=f"notice:{notice.id}:robot:{town.a.id}")
+    robot = await OutboxMessage.get(dedupe_key=f"notice:{notice.id}:robot:{hood.community.id}")
     assert robot.channel == "wecom" and robot.context["body"].startswith("3 月 5 日")
     assert robot.context["link"].endswith(f"/h5/notices/{notice.id}")
 
 
-async def test_scheduled_notice_waits_for_its_time_and_can_be_cancelled(town: Town):
-    later = await publish(town, publish_at=NOW + timedelta(hours=2))
-    cancelled = await publish(town, publish_at=NOW + timedelta(hours=2))
-    assert (await service.cancel_notice(actor=town.staff, notice_id=cancelled.id)).status == (
+async def test_scheduled_notice_waits_for_its_time_and_can_be_cancelled(hood: Neighbourhood):
+    later = await publish(hood, publish_at=NOW + timedelta(hours=2))
+    cancelled = await publish(hood, publish_at=NOW + timedelta(hours=2))
+    assert (await service.cancel_notice(actor=hood.staff, notice_id=cancelled.id)).status == (
         "cancelled"
     )
     with pytest.raises(Conflict) as caught:
-        await service.cancel_notice(actor=town.staff, notice_id=cancelled.id)
+        await service.cancel_notice(actor=hood.staff, notice_id=cancelled.id)
     assert caught.value.code == "notice_not_cancellable"
 
     await fan_out_all()
@@ -301,44 +274,46 @@ async def test_scheduled_notice_waits_for_its_time_and_can_be_cancelled(town: To
     clock.advance(timedelta(hours=2))
     await fan_out_all()
     assert (await Notice.get(id=later.id)).status == "published"
-    assert len(await user_rows(later)) == 5
+    assert len(await user_rows(later)) == 6
     assert await user_rows(cancelled) == Counter()
     with pytest.raises(Conflict):
-        await service.cancel_notice(actor=town.staff, notice_id=later.id)
+        await service.cancel_notice(actor=hood.staff, notice_id=later.id)
 
 
-async def test_cancelling_needs_the_notices_staff(town: Town):
-    notice = await publish(town, publish_at=NOW + timedelta(hours=1))
+async def test_cancelling_needs_the_notices_staff(hood: Neighbourhood):
+    notice = await publish(hood, publish_at=NOW + timedelta(hours=1))
     with pytest.raises(Forbidden):
-        await service.cancel_notice(actor=town.resident, notice_id=notice.id)
+        await service.cancel_notice(actor=hood.resident, notice_id=notice.id)
     with pytest.raises(NotFound):
-        await service.cancel_notice(actor=town.staff, notice_id=notice.id + 100)
+        await service.cancel_notice(actor=hood.staff, notice_id=notice.id + 100)
 
 
 # --- reading ---
 
 
-async def test_everyone_reads_published_notices_only(town: Town):
-    shown = await publish(town, title="已发布")
-    street_wide = await publish(town, actor=town.admin, community_id=None, title="全街道")
-    other = await publish(town, actor=town.admin, community_id=town.b.id, title="别的社区")
-    hidden = await publish(town, publish_at=NOW + timedelta(hours=1), title="定时")
+async def test_everyone_reads_published_notices_only(hood: Neighbourhood):
+    shown = await publish(hood, title="已发布")
+    street_wide = await publish(hood, actor=hood.street_admin, community_id=None, title="全街道")
+    other = await publish(
+        hood, actor=hood.street_admin, community_id=hood.other_community.id, title="别的社区"
+    )
+    hidden = await publish(hood, publish_at=NOW + timedelta(hours=1), title="定时")
 
     everything = await service.list_notices(page=PageRequest())
     assert [n.id for n in everything.items] == [other.id, street_wide.id, shown.id]
-    of_a = await service.list_notices(page=PageRequest(), community_id=town.a.id)
+    of_a = await service.list_notices(page=PageRequest(), community_id=hood.community.id)
     assert [n.id for n in of_a.items] == [street_wide.id, shown.id]
 
     with pytest.raises(NotFound):
-        await service.get_notice(notice_id=hidden.id, viewer=town.resident)
-    assert (await service.get_notice(notice_id=hidden.id, viewer=town.staff)).id == hidden.id
+        await service.get_notice(notice_id=hidden.id, viewer=hood.resident)
+    assert (await service.get_notice(notice_id=hidden.id, viewer=hood.staff)).id == hidden.id
 
     scheduled = await service.list_notices(
-        page=PageRequest(), status="scheduled", viewer=town.staff
+        page=PageRequest(), status="scheduled", viewer=hood.staff
     )
     assert [n.id for n in scheduled.items] == [hidden.id]
     with pytest.raises(Forbidden):
-        await service.list_notices(page=PageRequest(), status="scheduled", viewer=town.resident)
+        await service.list_notices(page=PageRequest(), status="scheduled", viewer=hood.resident)
 
     clock.advance(timedelta(hours=1))
     # Due: readable at once, before the bot has marked it published.

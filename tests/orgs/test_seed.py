@@ -111,6 +111,7 @@ async def test_demo_personas_can_be_granted_by_openid(settings, empty_schema):
     assert "王阿姨" in message
 
 
+@pytest.mark.slow
 def test_linli_seed_demo_twice_on_a_migrated_database(settings):
     """The real path: `linli migrate`, then `linli seed-demo` twice, compared by row counts."""
     if not settings.is_sqlite:

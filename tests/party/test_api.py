@@ -10,9 +10,9 @@ from openpyxl import load_workbook
 
 from backend.core import checkin
 from backend.core.clock import clock
-from backend.party import service
-from tests.factories import auth_headers, make_community, make_user
-from tests.party.helpers import local
+from backend.party import posts, records
+from backend.party.schemas import PostIn
+from tests.factories import auth_headers, local, make_community, make_staff, make_user
 
 REGISTRATION = {
     "name": "李建国",
@@ -29,7 +29,7 @@ REGISTRATION = {
 async def test_the_whole_flow_over_http(client: httpx.AsyncClient):
     clock.set(local(2026, 3, 7, 8, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member = await make_user(community=community)
     staff_h, member_h = auth_headers(staff), auth_headers(member)
 
@@ -113,7 +113,7 @@ async def test_the_whole_flow_over_http(client: httpx.AsyncClient):
     )
     assert started.status_code == 201 and started.json()["status"] == "open"
     clock.set(local(2026, 3, 7, 9, 30))
-    fresh = checkin.current_code(subject=service.post_subject(post_id))[0]
+    fresh = checkin.current_code(subject=records.post_subject(post_id))[0]
     ended = await client.post(
         f"/api/v1/posts/{post_id}/checkout", json={"code": fresh}, headers=member_h
     )
@@ -199,12 +199,12 @@ async def test_the_whole_flow_over_http(client: httpx.AsyncClient):
 async def test_who_may_do_what(client: httpx.AsyncClient):
     clock.set(local(2026, 3, 7, 8, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
-    post = await service.create_post(
+    other_staff = await make_staff(await make_community())
+    post = await posts.create_post(
         actor=staff,
-        form=service.PostForm(community_id=community.id, title="六乱监督岗", term=2026, capacity=3),
+        data=PostIn(community_id=community.id, title="六乱监督岗", term=2026, capacity=3),
     )
 
     assert (await client.post("/api/v1/party/registrations", json={})).status_code == 401

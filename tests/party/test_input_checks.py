@@ -8,13 +8,22 @@ import httpx
 import pytest
 
 from backend.accounts.models import User
+from backend.core.errors import Invalid
 from backend.orgs.models import Community
-from backend.party import service
+from backend.party import records, registrations
 from backend.party.models import PartyRegistration, ServiceRecord
-from backend.party.schemas import RegistrationIn
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from backend.party.schemas import OfflineRecordIn, RegistrationIn
+from h5.forms import build
+from tests.factories import (
+    auth_headers,
+    local,
+    make_community,
+    make_staff,
+    make_user,
+    session_cookies,
+)
+from tests.factories.party import make_member
 from tests.h5.conftest import csrf_token
-from tests.party.helpers import local, make_member
 
 EXTREME = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:00+00:00", "1970-01-01T00:00:00Z",
            "2100-01-01T00:00:00+08:00"]  # fmt: skip
@@ -30,7 +39,7 @@ REGISTRATION = {
 @pytest.fixture
 async def place(db: None) -> tuple[Community, User]:
     community = await make_community()
-    return community, await make_user(community=community, roles=["staff"])
+    return community, await make_staff(community)
 
 
 @pytest.mark.parametrize(
@@ -66,13 +75,11 @@ async def test_the_service_counts_characters_to_the_column(place) -> None:
     community, _ = place
     user = await make_user(community=community)
     form = {**REGISTRATION, "community_id": community.id}
-    with pytest.raises(service.Invalid) as caught:
-        await service.register(
-            user=user, form=service.RegistrationForm(**{**form, "name": "字" * 33})
-        )
+    with pytest.raises(Invalid) as caught:
+        build(RegistrationIn, {**form, "name": "字" * 33})
     assert caught.value.fields == {"name": "姓名不能超过 32 个字"}
-    done = await service.register(
-        user=user, form=service.RegistrationForm(**{**form, "name": "字" * 32})
+    done = await registrations.register(
+        user=user, data=build(RegistrationIn, {**form, "name": "字" * 32})
     )
     assert done.name == "字" * 32
 
@@ -106,9 +113,9 @@ async def test_corrections_outside_the_window_are_refused(
 ) -> None:
     community, staff = place
     member, _ = await make_member(community, staff)
-    record = await service.add_offline_record(
+    record = await records.add_offline_record(
         actor=staff,
-        form=service.OfflineRecordForm(
+        data=OfflineRecordIn(
             user_id=member.id,
             community_id=community.id,
             started_at=local(2026, 3, 1, 9),

@@ -12,17 +12,18 @@ from backend.core import checkin
 from backend.core.clock import clock
 from backend.core.errors import DomainError, Invalid
 from backend.core.models import UsageCounter
-from backend.party import service
+from backend.party import posts, records, views
 from backend.party.models import ServicePost, ServiceRecord
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from backend.party.schemas import OfflineRecordIn, PostPatch
+from tests.factories import auth_headers, local, make_community, make_staff, session_cookies
+from tests.factories.party import make_member, make_post
 from tests.h5.conftest import csrf_token
-from tests.party.helpers import local, make_member, make_post
 
 LIMIT = 5  # the default LINLI_CHECKIN_MAX_FAILURES
 
 
 def code_for(post: ServicePost) -> str:
-    return checkin.current_code(subject=service.post_subject(post.id))[0]
+    return checkin.current_code(subject=records.post_subject(post.id))[0]
 
 
 def wrong_for(post: ServicePost) -> str:
@@ -38,11 +39,11 @@ async def _refused(coro) -> DomainError:
 async def _setup(**post_overrides):
     clock.set(local(2026, 3, 7, 9, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member, _ = await make_member(community, staff)
     post = await make_post(community, staff, **post_overrides)
     if post.kind == "post":
-        await service.claim_post(user=member, post_id=post.id)
+        await posts.claim_post(user=member, post_id=post.id)
     return community, staff, member, post
 
 
@@ -54,37 +55,37 @@ async def test_qr_check_in_only_within_the_default_hours(db):
     assert (post.open_from, post.open_until) == (7 * 60, 21 * 60)
 
     clock.set(local(2026, 3, 7, 6, 59, 59))
-    early = await _refused(service.check_in(user=member, post_id=post.id, code=code_for(post)))
+    early = await _refused(records.check_in(user=member, post_id=post.id, code=code_for(post)))
     assert (early.status_code, early.code) == (409, "post_off_hours")
     assert "本岗位服务时间为 07:00–21:00" in early.message
     clock.set(local(2026, 3, 7, 21, 0))
-    late = await _refused(service.check_in(user=member, post_id=post.id, code=code_for(post)))
+    late = await _refused(records.check_in(user=member, post_id=post.id, code=code_for(post)))
     assert late.code == "post_off_hours"
     assert not await ServiceRecord.exists(user_id=member.id)
 
     clock.set(local(2026, 3, 7, 20, 59))
-    record = await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    record = await records.check_in(user=member, post_id=post.id, code=code_for(post))
     assert record.status == "open"
     # Checking out is not bound to the hours: the service began within them.
     clock.set(local(2026, 3, 7, 21, 30))
-    closed = await service.check_out(user=member, post_id=post.id, code=code_for(post))
+    closed = await records.check_out(user=member, post_id=post.id, code=code_for(post))
     assert (closed.status, closed.minutes) == ("closed", 31)
 
 
 async def test_hours_staff_set_decide_and_offline_records_are_not_bound(db):
     community, staff, member, post = await _setup(open_from=8 * 60 + 30, open_until=11 * 60)
     clock.set(local(2026, 3, 7, 8, 29))
-    refused = await _refused(service.check_in(user=member, post_id=post.id, code=code_for(post)))
+    refused = await _refused(records.check_in(user=member, post_id=post.id, code=code_for(post)))
     assert "本岗位服务时间为 08:30–11:00" in refused.message
     clock.set(local(2026, 3, 7, 8, 30))
-    assert (await service.check_in(user=member, post_id=post.id, code=code_for(post))).status == (
+    assert (await records.check_in(user=member, post_id=post.id, code=code_for(post))).status == (
         "open"
     )
     # Staff record service done at night by hand: no hours apply to that.
     clock.set(local(2026, 3, 9, 9, 0))
-    offline = await service.add_offline_record(
+    offline = await records.add_offline_record(
         actor=staff,
-        form=service.OfflineRecordForm(
+        data=OfflineRecordIn(
             user_id=member.id,
             community_id=community.id,
             post_id=post.id,
@@ -108,12 +109,14 @@ async def test_hours_are_validated_on_create_and_update(db):
             await make_post(community, staff, open_from=open_from, open_until=open_until)
         assert field in caught.value.fields
     round_the_clock = await make_post(community, staff, open_from=0, open_until=1440)
-    assert service.opening_hours(round_the_clock) == "00:00–24:00"
+    assert views.opening_hours(round_the_clock) == "00:00–24:00"
 
-    changed = await service.update_post(actor=staff, post_id=post.id, open_until=18 * 60)
+    changed = await posts.update_post(
+        actor=staff, post_id=post.id, data=PostPatch(open_until=18 * 60)
+    )
     assert (changed.open_from, changed.open_until) == (7 * 60, 18 * 60)
     with pytest.raises(Invalid) as caught:
-        await service.update_post(actor=staff, post_id=post.id, open_from=19 * 60)
+        await posts.update_post(actor=staff, post_id=post.id, data=PostPatch(open_from=19 * 60))
     assert "open_until" in caught.value.fields
     assert (await ServicePost.get(id=post.id)).open_from == 7 * 60
 
@@ -121,7 +124,7 @@ async def test_hours_are_validated_on_create_and_update(db):
 async def test_api_sets_shows_and_enforces_the_hours(client: httpx.AsyncClient):
     clock.set(local(2026, 3, 7, 9, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member, _ = await make_member(community, staff)
     body = {"community_id": community.id, "title": "早高峰文明劝导岗", "term": 2026}
 
@@ -148,7 +151,7 @@ async def test_api_sets_shows_and_enforces_the_hours(client: httpx.AsyncClient):
         570,
         "07:00–09:30",
     )
-    await service.claim_post(user=member, post_id=post["id"])
+    await posts.claim_post(user=member, post_id=post["id"])
     stored = await ServicePost.get(id=post["id"])
 
     clock.set(local(2026, 3, 7, 10, 0))
@@ -254,29 +257,29 @@ async def test_wrong_codes_lock_a_member_out_of_the_post_until_the_window_ends(d
     clock.set(local(2026, 3, 7, 10, 0))
     for _ in range(LIMIT):
         wrong = await _refused(
-            service.check_in(user=guesser, post_id=task.id, code=wrong_for(task))
+            records.check_in(user=guesser, post_id=task.id, code=wrong_for(task))
         )
         assert wrong.code == "checkin_code_invalid"
     counter = await UsageCounter.get(key=f"checkin-fail:post:{task.id}:{guesser.id}")
     assert counter.count == LIMIT
 
-    locked = await _refused(service.check_in(user=guesser, post_id=task.id, code=code_for(task)))
+    locked = await _refused(records.check_in(user=guesser, post_id=task.id, code=code_for(task)))
     assert (locked.status_code, locked.code) == (429, "checkin_locked")
     assert "10:15 后再试" in locked.message
     assert not await ServiceRecord.exists(user_id=guesser.id)
 
-    record = await service.check_in(user=neighbour, post_id=task.id, code=code_for(task))
+    record = await records.check_in(user=neighbour, post_id=task.id, code=code_for(task))
     assert record.user_id == neighbour.id
 
     clock.advance(timedelta(minutes=15))
-    record = await service.check_in(user=guesser, post_id=task.id, code=code_for(task))
+    record = await records.check_in(user=guesser, post_id=task.id, code=code_for(task))
     assert (record.user_id, record.status) == (guesser.id, "open")
 
 
 async def test_the_api_answers_429_and_check_out_shares_the_lockout(client: httpx.AsyncClient):
     _, _, member, post = await _setup()
     clock.set(local(2026, 3, 7, 10, 0))
-    await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    await records.check_in(user=member, post_id=post.id, code=code_for(post))
     clock.set(local(2026, 3, 7, 11, 0))
     url = f"/api/v1/posts/{post.id}/checkout"
     for _ in range(LIMIT):

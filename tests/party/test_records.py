@@ -13,37 +13,45 @@ from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
 from backend.core.pagination import PageRequest
-from backend.party import service
+from backend.party import exceptions, hours, jobs, posts, records
 from backend.party.models import ServiceRecord, ServiceRecordAudit, ServiceRecordDay
-from backend.points import service as points_service
+from backend.party.schemas import CorrectionIn, OfflineRecordIn
 from backend.points.models import PointsLedgerEntry
-from tests.factories import make_community, make_user
-from tests.party.helpers import SHANGHAI, local, make_member, make_post
+from tests.factories import (
+    SHANGHAI,
+    local,
+    make_community,
+    make_staff,
+    make_street_admin,
+    make_user,
+)
+from tests.factories.party import make_member, make_post
+from tests.factories.points import make_rule
 
 CAP = 480  # the default party_daily_minutes_cap
 POINTS_PER_HOUR = 10  # the built-in service_hour rule
 
 
 def code_for(post) -> str:
-    return checkin.current_code(subject=service.post_subject(post.id))[0]
+    return checkin.current_code(subject=records.post_subject(post.id))[0]
 
 
 async def _member_on_post(**post_overrides):
     clock.set(local(2026, 2, 1, 9, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member, _ = await make_member(community, staff)
     post = await make_post(community, staff, **post_overrides)
     if post.kind == "post":
-        await service.claim_post(user=member, post_id=post.id)
+        await posts.claim_post(user=member, post_id=post.id)
     return community, staff, member, post
 
 
 async def _serve(member, post, start: datetime, end: datetime) -> ServiceRecord:
     clock.set(start)
-    await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    await records.check_in(user=member, post_id=post.id, code=code_for(post))
     clock.set(end)
-    return await service.check_out(user=member, post_id=post.id, code=code_for(post))
+    return await records.check_out(user=member, post_id=post.id, code=code_for(post))
 
 
 async def _days(record: ServiceRecord) -> dict[date, int]:
@@ -55,10 +63,10 @@ async def _days(record: ServiceRecord) -> dict[date, int]:
 
 
 def test_split_by_local_day_at_shanghai_midnight():
-    parts = service.split_by_local_day(local(2026, 3, 1, 23, 0), local(2026, 3, 2, 1, 30), SHANGHAI)
+    parts = hours.split_by_local_day(local(2026, 3, 1, 23, 0), local(2026, 3, 2, 1, 30), SHANGHAI)
     assert parts == [(date(2026, 3, 1), 60), (date(2026, 3, 2), 90)]
     # Midnight in Shanghai is 16:00 UTC: a UTC-day split would be wrong here.
-    utc_span = service.split_by_local_day(
+    utc_span = hours.split_by_local_day(
         datetime(2026, 3, 1, 15, 0, tzinfo=UTC), datetime(2026, 3, 1, 17, 0, tzinfo=UTC), SHANGHAI
     )
     assert utc_span == [(date(2026, 3, 1), 60), (date(2026, 3, 2), 60)]
@@ -67,11 +75,11 @@ def test_split_by_local_day_at_shanghai_midnight():
 def test_split_parts_add_up_to_the_whole_minutes():
     start = local(2026, 3, 1, 23, 59, 50)
     end = local(2026, 3, 3, 0, 1, 40)
-    parts = service.split_by_local_day(start, end, SHANGHAI)
+    parts = hours.split_by_local_day(start, end, SHANGHAI)
     assert [d for d, _ in parts] == [date(2026, 3, 2), date(2026, 3, 3)]
     assert parts == [(date(2026, 3, 2), 1440), (date(2026, 3, 3), 1)]
     assert sum(m for _, m in parts) == int((end - start).total_seconds()) // 60
-    assert service.split_by_local_day(start, start, SHANGHAI) == []
+    assert hours.split_by_local_day(start, start, SHANGHAI) == []
 
 
 # --- check-in and out ---
@@ -80,32 +88,32 @@ def test_split_parts_add_up_to_the_whole_minutes():
 async def test_check_in_and_out_credits_minutes_and_points_once(db):
     _, _, member, post = await _member_on_post()
     clock.set(local(2026, 3, 7, 9, 0))
-    record = await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    record = await records.check_in(user=member, post_id=post.id, code=code_for(post))
     assert record.status == "open" and record.source == "qr"
-    assert (await service.open_record_at(user=member, post_id=post.id)).id == record.id
-    with pytest.raises(service.AlreadyCheckedIn):
-        await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    assert (await records.open_record_at(user=member, post_id=post.id)).id == record.id
+    with pytest.raises(exceptions.AlreadyCheckedIn):
+        await records.check_in(user=member, post_id=post.id, code=code_for(post))
 
     clock.set(local(2026, 3, 7, 11, 30, 20))
-    closed = await service.check_out(user=member, post_id=post.id, code=code_for(post))
+    closed = await records.check_out(user=member, post_id=post.id, code=code_for(post))
     assert closed.status == "closed" and closed.open_key is None
     assert (closed.raw_minutes, closed.minutes) == (150, 150)
     assert closed.points == 150 * POINTS_PER_HOUR // 60 == 25
     ledger = await PointsLedgerEntry.filter(user_id=member.id, source_type="party_service")
     assert [(e.delta, e.source_id) for e in ledger] == [(25, str(record.id))]
-    with pytest.raises(service.NotCheckedIn):
-        await service.check_out(user=member, post_id=post.id, code=code_for(post))
+    with pytest.raises(exceptions.NotCheckedIn):
+        await records.check_out(user=member, post_id=post.id, code=code_for(post))
     # Checking in again later is a new record.
     clock.set(local(2026, 3, 8, 9, 0))
-    again = await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    again = await records.check_in(user=member, post_id=post.id, code=code_for(post))
     assert again.id != record.id
 
 
 async def test_service_is_priced_by_the_rule_in_force_when_it_began(db):
     _, _, member, post = await _member_on_post()
-    boss = await make_user(roles=["street_admin"])
+    boss = await make_street_admin()
     # 6 points an hour × 1.5 from 1 March, at most 20 a day.
-    await points_service.create_rule(
+    await make_rule(
         actor=boss,
         event_type="service_hour",
         points=6,
@@ -125,37 +133,37 @@ async def test_service_is_priced_by_the_rule_in_force_when_it_began(db):
 async def test_codes_and_who_may_check_in(db):
     community, staff, member, post = await _member_on_post()
     clock.set(local(2026, 3, 7, 9, 0))
-    with pytest.raises(service.CheckinCodeInvalid) as caught:
-        await service.check_in(user=member, post_id=post.id, code="000000x")
+    with pytest.raises(exceptions.CheckinCodeInvalid) as caught:
+        await records.check_in(user=member, post_id=post.id, code="000000x")
     assert caught.value.code == "checkin_code_invalid"
     other_post = await make_post(community, staff, title="六乱监督岗")
-    with pytest.raises(service.CheckinCodeInvalid):  # another post's code
-        await service.check_in(user=member, post_id=post.id, code=code_for(other_post))
-    with pytest.raises(service.NotYourPost):  # a post the member does not hold
-        await service.check_in(user=member, post_id=other_post.id, code=code_for(other_post))
+    with pytest.raises(exceptions.CheckinCodeInvalid):  # another post's code
+        await records.check_in(user=member, post_id=post.id, code=code_for(other_post))
+    with pytest.raises(exceptions.NotYourPost):  # a post the member does not hold
+        await records.check_in(user=member, post_id=other_post.id, code=code_for(other_post))
     resident = await make_user(community=community)
-    with pytest.raises(service.NotPartyMember):
-        await service.check_in(user=resident, post_id=post.id, code=code_for(post))
+    with pytest.raises(exceptions.NotPartyMember):
+        await records.check_in(user=resident, post_id=post.id, code=code_for(post))
     # A code photographed a minute ago has rotated out.
     old_code = code_for(post)
     clock.advance(timedelta(seconds=61))
-    with pytest.raises(service.CheckinCodeInvalid):
-        await service.check_in(user=member, post_id=post.id, code=old_code)
+    with pytest.raises(exceptions.CheckinCodeInvalid):
+        await records.check_in(user=member, post_id=post.id, code=old_code)
     # A community task takes any approved member of the community, without claiming.
     task = await make_post(community, staff, kind="task", capacity=0, title="社区大扫除")
-    record = await service.check_in(user=member, post_id=task.id, code=code_for(task))
+    record = await records.check_in(user=member, post_id=task.id, code=code_for(task))
     assert record.task == "社区大扫除"
 
 
 async def test_only_staff_of_the_community_get_the_code(db):
     _, staff, member, post = await _member_on_post()
-    code = await service.checkin_code(actor=staff, post_id=post.id)
+    code = await records.checkin_code(actor=staff, post_id=post.id)
     assert checkin.verify_code(subject=f"post:{post.id}", code=code.code)
     assert f"/h5/party/checkin?post={post.id}&code={code.code}" in code.url
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
+    other_staff = await make_staff(await make_community())
     for outsider in (member, other_staff):
         with pytest.raises(Forbidden):
-            await service.checkin_code(actor=outsider, post_id=post.id)
+            await records.checkin_code(actor=outsider, post_id=post.id)
 
 
 # --- the day cap, across midnight ---
@@ -166,9 +174,9 @@ async def test_minutes_split_at_shanghai_midnight_and_capped_per_day(db):
     community, staff, member, post = await _member_on_post(open_from=0, open_until=24 * 60)
     # 7.5 hours on 1 March leave 30 minutes under the 8-hour cap that day.
     clock.set(local(2026, 3, 1, 17, 0))
-    day_shift = await service.add_offline_record(
+    day_shift = await records.add_offline_record(
         actor=staff,
-        form=service.OfflineRecordForm(
+        data=OfflineRecordIn(
             user_id=member.id,
             community_id=community.id,
             post_id=post.id,
@@ -187,7 +195,7 @@ async def test_minutes_split_at_shanghai_midnight_and_capped_per_day(db):
     # The next day's own cap still has 390 minutes: a 7-hour afternoon is capped there.
     afternoon = await _serve(member, post, local(2026, 3, 2, 13, 0), local(2026, 3, 2, 20, 0))
     assert (afternoon.raw_minutes, afternoon.minutes) == (420, 390)
-    per_day = await service.service_hours(
+    per_day = await hours.service_hours(
         actor=staff,
         group_by="member",
         community_id=community.id,
@@ -217,31 +225,35 @@ async def test_a_utc_day_boundary_is_not_a_local_one(db):
 async def test_a_forgotten_check_out_expires_and_staff_correct_it_once(db):
     _community, staff, member, post = await _member_on_post()
     clock.set(local(2026, 3, 7, 9, 0))
-    record = await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    record = await records.check_in(user=member, post_id=post.id, code=code_for(post))
     clock.set(local(2026, 3, 7, 21, 1))  # past the 12-hour longest session
-    expired = await service.check_out(user=member, post_id=post.id, code=code_for(post))
+    expired = await records.check_out(user=member, post_id=post.id, code=code_for(post))
     assert expired.id == record.id and expired.status == "expired" and expired.minutes == 0
     assert not await PointsLedgerEntry.exists(user_id=member.id, source_type="party_service")
     # The member is free to check in again (next morning: 21:01 is past the post's hours).
     clock.set(local(2026, 3, 8, 7, 0))
-    again = await service.check_in(user=member, post_id=post.id, code=code_for(post))
+    again = await records.check_in(user=member, post_id=post.id, code=code_for(post))
     assert again.status == "open"
 
-    corrected = await service.correct_record(
+    corrected = await records.correct_record(
         actor=staff,
         record_id=record.id,
-        started_at=local(2026, 3, 7, 9, 0),
-        ended_at=local(2026, 3, 7, 12, 0),
-        reason="本人忘记签退，经岗位负责人确认服务到12点",
+        data=CorrectionIn(
+            started_at=local(2026, 3, 7, 9, 0),
+            ended_at=local(2026, 3, 7, 12, 0),
+            reason="本人忘记签退，经岗位负责人确认服务到12点",
+        ),
     )
     assert corrected.status == "closed" and corrected.minutes == 180 and corrected.points == 30
     # A second correction recomputes minutes but never pays the record again.
-    recorrected = await service.correct_record(
+    recorrected = await records.correct_record(
         actor=staff,
         record_id=record.id,
-        started_at=local(2026, 3, 7, 9, 0),
-        ended_at=local(2026, 3, 7, 13, 0),
-        reason="核对签到表后更正",
+        data=CorrectionIn(
+            started_at=local(2026, 3, 7, 9, 0),
+            ended_at=local(2026, 3, 7, 13, 0),
+            reason="核对签到表后更正",
+        ),
     )
     assert recorrected.minutes == 240 and recorrected.points == 30
     assert await _days(recorrected) == {date(2026, 3, 7): 240}
@@ -249,7 +261,7 @@ async def test_a_forgotten_check_out_expires_and_staff_correct_it_once(db):
         user_id=member.id, source_type="party_service", source_id=str(record.id)
     )
     assert [e.delta for e in ledger] == [30]
-    audits = await service.record_audits(record=recorrected)
+    audits = await records.record_audits(record=recorrected)
     assert [a.action for a in audits] == ["expired", "corrected", "corrected"]
     assert audits[1].actor_id == staff.id and audits[1].before["status"] == "expired"
     assert audits[2].before["minutes"] == 180 and audits[2].after["minutes"] == 240
@@ -258,11 +270,11 @@ async def test_a_forgotten_check_out_expires_and_staff_correct_it_once(db):
 async def test_stale_check_ins_expire_by_the_job(db):
     _, _, member, post = await _member_on_post()
     clock.set(local(2026, 3, 7, 9, 0))
-    record = await service.check_in(user=member, post_id=post.id, code=code_for(post))
-    assert await service.expire_stale_records() == 0
+    record = await records.check_in(user=member, post_id=post.id, code=code_for(post))
+    assert await jobs.expire_stale_records() == 0
     clock.advance(timedelta(hours=13))
-    assert await service.expire_stale_records() == 1
-    assert await service.expire_stale_records() == 0
+    assert await jobs.expire_stale_records() == 1
+    assert await jobs.expire_stale_records() == 0
     assert (await ServiceRecord.get(id=record.id)).status == "expired"
     assert await ServiceRecordAudit.filter(record_id=record.id, action="expired").count() == 1
 
@@ -270,10 +282,10 @@ async def test_stale_check_ins_expire_by_the_job(db):
 async def test_offline_records_are_staff_only_validated_and_audited(db):
     community, staff, member, _post = await _member_on_post()
     clock.set(local(2026, 3, 10, 12, 0))
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
+    other_staff = await make_staff(await make_community())
     resident = await make_user(community=community)
 
-    def offline(**overrides) -> service.OfflineRecordForm:
+    def offline(**overrides) -> OfflineRecordIn:
         values = {
             "user_id": member.id,
             "community_id": community.id,
@@ -283,24 +295,24 @@ async def test_offline_records_are_staff_only_validated_and_audited(db):
             "note": "纸质签到表补录",
         }
         values.update(overrides)
-        return service.OfflineRecordForm(**values)
+        return OfflineRecordIn(**values)
 
     with pytest.raises(Forbidden):
-        await service.add_offline_record(actor=other_staff, form=offline())
+        await records.add_offline_record(actor=other_staff, data=offline())
     with pytest.raises(Invalid) as caught:
-        await service.add_offline_record(
+        await records.add_offline_record(
             actor=staff,
-            form=offline(user_id=resident.id, task="", ended_at=local(2026, 3, 9, 13, 0)),
+            data=offline(user_id=resident.id, task="", ended_at=local(2026, 3, 9, 13, 0)),
         )
     assert set(caught.value.fields) == {"user_id", "task", "ended_at"}
     with pytest.raises(Invalid) as future:
-        await service.add_offline_record(
+        await records.add_offline_record(
             actor=staff,
-            form=offline(started_at=local(2026, 3, 11, 9), ended_at=local(2026, 3, 11, 10)),
+            data=offline(started_at=local(2026, 3, 11, 9), ended_at=local(2026, 3, 11, 10)),
         )
     assert "ended_at" in future.value.fields
 
-    record = await service.add_offline_record(actor=staff, form=offline())
+    record = await records.add_offline_record(actor=staff, data=offline())
     assert (record.source, record.status, record.minutes, record.points) == (
         "offline",
         "closed",
@@ -308,27 +320,29 @@ async def test_offline_records_are_staff_only_validated_and_audited(db):
         20,
     )
     assert record.created_by_id == staff.id
-    audit = (await service.record_audits(record=record))[0]
+    audit = (await records.record_audits(record=record))[0]
     assert (audit.action, audit.actor_id, audit.reason) == ("created", staff.id, "纸质签到表补录")
     # The member sees it, staff of other communities do not, nor may they correct it.
-    assert (await service.get_record(viewer=member, record_id=record.id)).id == record.id
+    assert (await records.get_record(viewer=member, record_id=record.id)).id == record.id
     with pytest.raises(NotFound):
-        await service.get_record(viewer=other_staff, record_id=record.id)
+        await records.get_record(viewer=other_staff, record_id=record.id)
     with pytest.raises(NotFound):
-        await service.correct_record(
+        await records.correct_record(
             actor=other_staff,
             record_id=record.id,
-            started_at=local(2026, 3, 9, 14, 0),
-            ended_at=local(2026, 3, 9, 15, 0),
-            reason="x",
+            data=CorrectionIn(
+                started_at=local(2026, 3, 9, 14, 0), ended_at=local(2026, 3, 9, 15, 0), reason="x"
+            ),
         )
     with pytest.raises(Forbidden):
-        await service.correct_record(
+        await records.correct_record(
             actor=member,
             record_id=record.id,
-            started_at=local(2026, 3, 9, 14, 0),
-            ended_at=local(2026, 3, 9, 18, 0),
-            reason="多算点",
+            data=CorrectionIn(
+                started_at=local(2026, 3, 9, 14, 0),
+                ended_at=local(2026, 3, 9, 18, 0),
+                reason="多算点",
+            ),
         )
 
 
@@ -339,13 +353,13 @@ async def test_hours_per_member_post_and_community(db):
     community, staff, alice, green = await _member_on_post()
     bob, _ = await make_member(community, staff, name="王五")
     law = await make_post(community, staff, title="法律咨询岗")
-    await service.claim_post(user=bob, post_id=law.id)
+    await posts.claim_post(user=bob, post_id=law.id)
     await _serve(alice, green, local(2026, 3, 1, 9, 0), local(2026, 3, 1, 11, 0))
     await _serve(alice, green, local(2026, 4, 1, 9, 0), local(2026, 4, 1, 10, 0))
     await _serve(bob, law, local(2026, 3, 5, 9, 0), local(2026, 3, 5, 9, 30))
 
     async def rows(group_by, **kwargs):
-        found = await service.service_hours(
+        found = await hours.service_hours(
             actor=staff, group_by=group_by, community_id=community.id, **kwargs
         )
         return [(r.key, r.name, r.minutes) for r in found]
@@ -363,7 +377,7 @@ async def test_hours_per_member_post_and_community(db):
     ]
     with pytest.raises(Invalid):
         await rows("member", start_date=date(2026, 4, 1), end_date=date(2026, 3, 1))
-    mine = await service.my_service(user=alice, page=PageRequest())
+    mine = await records.my_service(user=alice, page=PageRequest())
     assert mine.total_minutes == 180 and len(mine.page.items) == 2
 
 
@@ -372,8 +386,8 @@ async def test_monthly_summary_is_queued_once_per_member(db):
     bob, _ = await make_member(community, staff, name="王五")
     await _serve(alice, post, local(2026, 3, 1, 9, 0), local(2026, 3, 1, 11, 0))
     clock.set(local(2026, 4, 1, 8, 0))
-    assert await service.send_monthly_summaries() == 2
-    await service.send_monthly_summaries()
+    assert await jobs.send_monthly_summaries() == 2
+    await jobs.send_monthly_summaries()
     notices = await OutboxMessage.filter(dedupe_key__startswith="party-monthly:").order_by("id")
     assert [(n.user_id, n.dedupe_key) for n in notices] == [
         (alice.id, f"party-monthly:{alice.id}:2026-03"),

@@ -15,10 +15,11 @@ from backend.activities.models import Activity, Booking
 from backend.core.clock import clock
 from backend.core.errors import Forbidden
 from backend.orgs.models import Community
-from backend.party import reports, service
+from backend.party import posts, records, registrations, reports, views
+from backend.party.schemas import OfflineRecordIn, ReviewIn
 from backend.wishes.models import Wish
-from tests.factories import make_community, make_user
-from tests.party.helpers import form, local, make_member, make_post
+from tests.factories import local, make_community, make_staff, make_street_admin, make_user
+from tests.factories.party import make_member, make_post, registration_in
 
 MARCH = {"start_date": date(2026, 3, 1), "end_date": date(2026, 3, 31)}
 
@@ -33,9 +34,9 @@ class Seeded:
 
 
 async def _offline(staff, member, community, start, end, post=None) -> None:
-    await service.add_offline_record(
+    await records.add_offline_record(
         actor=staff,
-        form=service.OfflineRecordForm(
+        data=OfflineRecordIn(
             user_id=member.id,
             community_id=community.id,
             post_id=post.id if post else None,
@@ -83,29 +84,31 @@ async def seed() -> Seeded:
     """Two work units in community A, one member in community B, a rejection left out."""
     clock.set(local(2026, 2, 1, 9, 0))
     community = await make_community(name="大田社区")
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     other = await make_community(name="新闸社区")
-    other_staff = await make_user(community=other, roles=["staff"])
-    admin = await make_user(roles=["street_admin"])
+    other_staff = await make_staff(other)
+    admin = await make_street_admin()
     tax = {"work_unit": "静安区税务局", "party_org": "税务局机关党委"}
     hospital = {"work_unit": "市第一人民医院", "party_org": "医院党委"}
 
     alice, _ = await make_member(community, staff, name="张丽", **tax)
     bob, _ = await make_member(community, staff, name="赵强", phone="13600001111", **tax)
     carol = await make_user(community=community)
-    await service.register(user=carol, form=form(community, name="钱芳", **tax))
+    await registrations.register(user=carol, data=registration_in(community, name="钱芳", **tax))
     dave, _ = await make_member(community, staff, name="孙伟", **hospital)
     erin, _ = await make_member(other, other_staff, name="周敏", **hospital)
     frank = await make_user(community=community)
-    rejected = await service.register(user=frank, form=form(community, name="吴刚", **tax))
-    await service.review_registration(
-        actor=staff, registration_id=rejected.id, approve=False, reason="信息不实"
+    rejected = await registrations.register(
+        user=frank, data=registration_in(community, name="吴刚", **tax)
+    )
+    await registrations.review_registration(
+        actor=staff, registration_id=rejected.id, data=ReviewIn(approve=False, reason="信息不实")
     )
 
     green = await make_post(community, staff, title="绿化养护岗")
     law = await make_post(community, staff, title="法律咨询岗")
-    await service.claim_post(user=alice, post_id=green.id)
-    await service.claim_post(user=dave, post_id=law.id)
+    await posts.claim_post(user=alice, post_id=green.id)
+    await posts.claim_post(user=dave, post_id=law.id)
 
     clock.set(local(2026, 4, 5, 9, 0))
     await _offline(staff, alice, community, local(2026, 3, 1, 9), local(2026, 3, 1, 11), green)
@@ -157,7 +160,7 @@ async def test_report_scope_follows_the_viewer(db):
     assert (hospital.members, hospital.minutes) == (2, 480)
     with pytest.raises(Forbidden):
         await reports.party_report(actor=s.alice, **MARCH)
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
+    other_staff = await make_staff(await make_community())
     with pytest.raises(Forbidden):
         await reports.party_report(actor=other_staff, community_id=s.community.id, **MARCH)
 
@@ -204,7 +207,7 @@ async def test_report_excel_opens_and_holds_the_totals(db):
 async def test_roster_export_opens_with_masked_phones(db):
     s = await seed()
     content = await reports.roster_xlsx(
-        actor=s.staff, filters=service.RosterFilter(community_id=s.community.id)
+        actor=s.staff, filters=views.RosterFilter(community_id=s.community.id)
     )
     sheet = load_workbook(io.BytesIO(content))["党员名册"]
     assert [c.value for c in sheet[2]] == reports.ROSTER_HEADER

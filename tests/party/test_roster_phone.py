@@ -5,23 +5,23 @@ from __future__ import annotations
 
 from backend.core.clock import clock
 from backend.core.pagination import PageRequest
-from backend.party import service
-from tests.factories import make_community, make_user
-from tests.party.helpers import local, make_member
+from backend.party import registrations, views
+from tests.factories import local, make_community, make_staff
+from tests.factories.party import make_member
 
 
 async def test_a_shared_phone_lists_every_member_with_it(db):
     clock.set(local(2026, 3, 7, 9, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     husband, _ = await make_member(community, staff, name="李建国", phone="13912345678")
     wife, _ = await make_member(community, staff, name="王秀英", phone="139 1234 5678")
     await make_member(community, staff, name="张晓", phone="13700000000")
 
-    page = await service.list_registrations(
+    page = await registrations.list_registrations(
         actor=staff,
         page=PageRequest(limit=20),
-        filters=service.RosterFilter(community_id=community.id, q="13912345678"),
+        filters=views.RosterFilter(community_id=community.id, q="13912345678"),
     )
     assert sorted(r.user_id for r in page.items) == sorted([husband.id, wife.id])
-    assert {service.registration_phone(r) for r in page.items} == {"139****5678"}
+    assert {views.registration_phone(r) for r in page.items} == {"139****5678"}

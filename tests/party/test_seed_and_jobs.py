@@ -7,13 +7,13 @@ from backend.accounts.models import User
 from backend.core import checkin
 from backend.core.clock import clock
 from backend.core.models import OutboxMessage
-from backend.party import service
+from backend.party import records
 from backend.party.models import PartyRegistration, PostAssignment, ServicePost, ServiceRecord
 from backend.seed import DEMO_POSTS
 from bot import jobs_party
 from bot.scheduler import JOBS
-from tests.factories import make_community, make_user
-from tests.party.helpers import local, make_member, make_post
+from tests.factories import local, make_community, make_staff
+from tests.factories.party import make_member, make_post
 from tests.seeding import seeded_twice
 
 
@@ -38,11 +38,11 @@ def test_the_party_jobs_are_scheduled() -> None:
 async def test_the_jobs_send_summaries_once_and_expire_forgotten_check_ins(db, settings) -> None:
     clock.set(local(2026, 2, 1, 9, 0))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     member, _ = await make_member(community, staff)
     task = await make_post(community, staff, kind="task", capacity=0, title="社区大扫除")
-    code = checkin.current_code(subject=service.post_subject(task.id))[0]
-    record = await service.check_in(user=member, post_id=task.id, code=code)
+    code = checkin.current_code(subject=records.post_subject(task.id))[0]
+    record = await records.check_in(user=member, post_id=task.id, code=code)
     clock.set(local(2026, 3, 1, 9, 0))
     for _ in range(2):
         await jobs_party.send_party_monthly_summaries(settings)

@@ -2,10 +2,10 @@ import pytest
 
 from backend.accounts.models import User
 from backend.core.pagination import encode_cursor
-from backend.points import service
+from backend.points import ledger
 from backend.points.models import PointsLedgerEntry
-from tests.factories import auth_headers, make_community, make_user
-from tests.points.helpers import award
+from tests.factories import auth_headers, make_community, make_staff, make_street_admin, make_user
+from tests.factories.points import award
 
 ME_POINTS = "/api/v1/me/points"
 ADJUST = "/api/v1/points/adjustments"
@@ -20,7 +20,7 @@ async def neighbourhood(db):
     community = await make_community()
     return {
         "community": community,
-        "staff": await make_user(community=community, roles=["staff"]),
+        "staff": await make_staff(community),
         "resident": await make_user(community=community),
     }
 
@@ -38,7 +38,7 @@ async def test_my_points_shows_balance_and_newest_first(client):
     user = await make_user()
     await award(user.id, 10, "a1")
     await award(user.id, 20, "a2")
-    await service.spend(
+    await ledger.spend(
         user_id=user.id, amount=5, source_type="reward", source_id="r1", reason="兑换礼品"
     )
 
@@ -156,7 +156,7 @@ async def test_a_resident_may_not_adjust(client, neighbourhood):
 
 
 async def test_staff_of_another_community_may_not_adjust(client, neighbourhood):
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     response = await client.post(
         ADJUST,
         json={"user_id": neighbourhood["resident"].id, "delta": 5, "reason": "补录"},
@@ -167,7 +167,7 @@ async def test_staff_of_another_community_may_not_adjust(client, neighbourhood):
 
 
 async def test_street_admin_may_adjust(client, neighbourhood):
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     response = await client.post(
         ADJUST,
         json={"user_id": neighbourhood["resident"].id, "delta": 5, "reason": "补录"},

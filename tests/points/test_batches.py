@@ -8,11 +8,11 @@ from tortoise.transactions import in_transaction
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.models import OutboxMessage
-from backend.points import service
+from backend.points import ledger
+from backend.points.exceptions import InsufficientPoints
 from backend.points.models import PointsBatch, PointsLedgerEntry
-from backend.points.service import InsufficientPoints
-from tests.factories import make_user
-from tests.points.helpers import SHANGHAI, award, local, spend
+from tests.factories import SHANGHAI, local, make_user
+from tests.factories.points import award, spend
 
 
 async def remaining(user_id: int) -> dict[datetime, int]:
@@ -28,11 +28,11 @@ async def assert_consistent(user_id: int) -> None:
 
 
 def test_points_expire_at_the_end_of_the_next_calendar_year():
-    assert service.expiry_for(local(2025, 3, 15, 10)) == local(2027, 1, 1).astimezone(UTC)
+    assert ledger.expiry_for(local(2025, 3, 15, 10)) == local(2027, 1, 1).astimezone(UTC)
     # Late on New Year's Eve in Shanghai is still the old year, though UTC says otherwise.
-    assert service.expiry_for(local(2025, 12, 31, 23, 30)) == local(2027, 1, 1).astimezone(UTC)
-    assert service.expiry_for(local(2026, 1, 1, 0, 30)) == local(2028, 1, 1).astimezone(UTC)
-    assert service.last_valid_day(local(2027, 1, 1)).date() == local(2026, 12, 31).date()
+    assert ledger.expiry_for(local(2025, 12, 31, 23, 30)) == local(2027, 1, 1).astimezone(UTC)
+    assert ledger.expiry_for(local(2026, 1, 1, 0, 30)) == local(2028, 1, 1).astimezone(UTC)
+    assert ledger.last_valid_day(local(2027, 1, 1)).date() == local(2026, 12, 31).date()
 
 
 def test_the_expiry_horizon_is_configurable(monkeypatch):
@@ -41,7 +41,7 @@ def test_the_expiry_horizon_is_configurable(monkeypatch):
     monkeypatch.setenv("LINLI_POINTS_EXPIRY_YEARS", "0")
     reset_settings()
     try:
-        assert service.expiry_for(local(2025, 3, 15)) == local(2026, 1, 1).astimezone(UTC)
+        assert ledger.expiry_for(local(2025, 3, 15)) == local(2026, 1, 1).astimezone(UTC)
     finally:
         monkeypatch.delenv("LINLI_POINTS_EXPIRY_YEARS")
         reset_settings()
@@ -85,10 +85,10 @@ async def test_the_expiry_job_writes_a_ledger_row_per_batch(db):
     await award(user.id, 20, "a2")
 
     clock.set(local(2026, 12, 31, 23, 59))
-    assert await service.expire_due_batches() == 0
+    assert await ledger.expire_due_batches() == 0
     clock.set(local(2027, 1, 1, 0, 0))
-    assert await service.expire_due_batches() == 1
-    assert await service.expire_due_batches() == 0  # a second run finds nothing left
+    assert await ledger.expire_due_batches() == 1
+    assert await ledger.expire_due_batches() == 0  # a second run finds nothing left
 
     expiry = await PointsLedgerEntry.get(user_id=user.id, source_type="expiry")
     assert (expiry.delta, expiry.balance_after) == (-6, 20)
@@ -106,7 +106,7 @@ async def test_two_expiry_jobs_at_once_expire_once(db):
         await award(user.id, 10, "a1")
     clock.set(local(2027, 1, 2))
 
-    results = await asyncio.gather(service.expire_due_batches(), service.expire_due_batches())
+    results = await asyncio.gather(ledger.expire_due_batches(), ledger.expire_due_batches())
 
     assert sum(results) == 3
     assert await PointsLedgerEntry.filter(source_type="expiry").count() == 3
@@ -144,8 +144,8 @@ async def test_a_refund_goes_back_into_the_batches_it_came_from(db):
     spent = await spend(user.id, 15, "r1")
 
     async with in_transaction():
-        refund = await service.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
-        again = await service.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
+        refund = await ledger.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
+        again = await ledger.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
 
     assert refund is not None and refund.delta == 15
     assert again is None
@@ -161,8 +161,8 @@ async def test_points_refunded_into_an_expired_batch_expire_again(db):
     clock.set(local(2027, 2, 1))
 
     async with in_transaction():
-        await service.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
-    assert await service.expire_due_batches() == 1
+        await ledger.refund_in_tx(spent=spent, source_type="reward_refund", reason="退还")
+    assert await ledger.expire_due_batches() == 1
 
     assert (await User.get(id=user.id)).points_balance == 0
     await assert_consistent(user.id)
@@ -176,7 +176,7 @@ async def test_the_statement_says_what_expires_when(db):
     await award(user.id, 7, "a2")
     await spend(user.id, 3, "r1")
 
-    expiring = await service.list_expiring(user_id=user.id)
+    expiring = await ledger.list_expiring(user_id=user.id)
 
     assert [(e.amount, e.expires_at) for e in expiring] == [
         (7, local(2027, 1, 1).astimezone(UTC)),
@@ -192,10 +192,10 @@ async def test_points_expiring_by_next_month_are_announced_once(db):
     await award(later.id, 10, "a1")
 
     clock.set(local(2026, 10, 31, 23))
-    assert await service.notify_expiring_points() == 0
+    assert await ledger.notify_expiring_points() == 0
     clock.set(local(2026, 11, 1, 0, 5))
-    assert await service.notify_expiring_points() == 1
-    assert await service.notify_expiring_points() == 0
+    assert await ledger.notify_expiring_points() == 1
+    assert await ledger.notify_expiring_points() == 0
 
     message = await OutboxMessage.get(user_id=user.id)
     assert message.template_key == "notice"
@@ -217,10 +217,10 @@ async def test_expiry_keeps_a_callers_transaction_usable(db):
     await award(user.id, 10, "a1")
     clock.advance(timedelta(days=800))
     async with in_transaction():
-        await service.award_in_tx(
+        await ledger.award_in_tx(
             user_id=user.id, amount=3, source_type="activity", source_id="a2", reason="x"
         )
-        await service.spend_in_tx(
+        await ledger.spend_in_tx(
             user_id=user.id, amount=3, source_type="reward", source_id="r1", reason="x"
         )
     assert (await User.get(id=user.id)).points_balance == 0

@@ -11,9 +11,16 @@ from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.orgs.models import Community
 from backend.points.models import EarningRule, PointsLedgerEntry, Reward
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import (
+    auth_headers,
+    local,
+    make_community,
+    make_staff,
+    make_street_admin,
+    make_user,
+    session_cookies,
+)
 from tests.h5.conftest import csrf_token
-from tests.points.helpers import local
 
 EXTREME = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:00+00:00", "1970-01-01T00:00:00Z",
            "2100-01-01T00:00:00+08:00"]  # fmt: skip
@@ -24,8 +31,8 @@ EXTREME_DATES = ["0001-01-01", "9999-12-31", "1970-01-01", "2100-01-01"]
 async def place(db: None) -> tuple[Community, User, User, User]:
     clock.set(local(2026, 3, 10, 10))
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
-    admin = await make_user(community=community, roles=["street_admin"])
+    staff = await make_staff(community)
+    admin = await make_street_admin(community=community)
     resident = await make_user(community=community)
     return community, staff, admin, resident
 

@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.models import OutboxMessage
-from backend.points import rewards, service
+from backend.points import ledger, rewards
 from backend.points.models import PointsLedgerEntry, Redemption
 from bot import jobs_points
 from bot.render import render
 from bot.scheduler import JOBS, Scheduler
-from tests.factories import make_community, make_user
+from tests.factories import make_community, make_staff, make_user
+from tests.factories.points import make_reward
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -32,14 +33,14 @@ def test_the_points_jobs_are_scheduled():
 
 async def test_two_bots_running_every_points_job_at_once_do_each_thing_once(settings, db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     holder, saver = await make_user(community=community), await make_user(community=community)
     clock.set(datetime(2025, 3, 1, 9, tzinfo=SHANGHAI))
     for user in (holder, saver):
-        await service.award(
+        await ledger.award(
             user_id=user.id, amount=60, source_type="activity", source_id="a1", reason="参加活动"
         )
-    bag = await rewards.create_reward(
+    bag = await make_reward(
         actor=staff, community_id=community.id, title="环保袋", cost=20, stock=5, pickup_days=2
     )
     redemption = await rewards.redeem_reward(user=holder, reward_id=bag.id)

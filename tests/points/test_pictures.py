@@ -10,9 +10,11 @@ from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid, NotFound
 from backend.core.images import MAX_IMAGE_BYTES
 from backend.core.pagination import PageRequest
-from backend.points import rewards, service
+from backend.points import ledger, rewards
 from backend.points.models import RewardPicture
-from tests.factories import auth_headers, make_community, make_user
+from backend.points.views import image_url
+from tests.factories import auth_headers, make_community, make_staff, make_street_admin, make_user
+from tests.factories.points import edit_reward, make_reward
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -24,8 +26,8 @@ REWARDS = "/api/v1/rewards"
 @pytest.fixture
 async def shop(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
-    bag = await rewards.create_reward(
+    staff = await make_staff(community)
+    bag = await make_reward(
         actor=staff, community_id=community.id, title="环保购物袋", cost=30, stock=5
     )
     return {"community": community, "staff": staff, "bag": bag}
@@ -43,11 +45,11 @@ async def stored() -> list[tuple[int, str, bytes]]:
 
 async def test_staff_upload_replace_and_remove_a_picture(shop):
     staff, bag = shop["staff"], shop["bag"]
-    await rewards.update_reward(actor=staff, reward_id=bag.id, changes={"image_url": EXTERNAL})
+    await edit_reward(actor=staff, reward_id=bag.id, changes={"image_url": EXTERNAL})
 
     shown = await rewards.set_picture(actor=staff, reward_id=bag.id, content=PNG)
 
-    first = rewards.image_url(shown)
+    first = image_url(shown)
     assert first.startswith(f"/api/v1/rewards/{bag.id}/picture?v=")
     assert await stored() == [(bag.id, "image/png", PNG)]
     picture = await rewards.get_picture(reward_id=bag.id)
@@ -56,19 +58,19 @@ async def test_staff_upload_replace_and_remove_a_picture(shop):
     clock.advance(timedelta(seconds=5))
     replaced = await rewards.set_picture(actor=staff, reward_id=bag.id, content=JPEG)
     assert await stored() == [(bag.id, "image/jpeg", JPEG)]
-    assert rewards.image_url(replaced) != first  # a new address, so no cache shows the old one
+    assert image_url(replaced) != first  # a new address, so no cache shows the old one
 
     removed = await rewards.remove_picture(actor=staff, reward_id=bag.id)
-    assert rewards.image_url(removed) == EXTERNAL  # the mini-program's address again
+    assert image_url(removed) == EXTERNAL  # the mini-program's address again
     assert await stored() == []
     with pytest.raises(NotFound):
         await rewards.get_picture(reward_id=bag.id)
     again = await rewards.remove_picture(actor=staff, reward_id=bag.id)
-    assert rewards.image_url(again) == EXTERNAL
+    assert image_url(again) == EXTERNAL
 
 
 async def test_without_any_picture_image_url_is_empty(shop):
-    assert rewards.image_url(await rewards.get_reward(reward_id=shop["bag"].id)) == ""
+    assert image_url(await rewards.get_reward(reward_id=shop["bag"].id)) == ""
 
 
 async def test_the_type_comes_from_the_content(shop):
@@ -80,12 +82,12 @@ async def test_the_type_comes_from_the_content(shop):
 
 async def test_staff_of_the_community_and_street_admins_may_others_may_not(shop):
     bag, community = shop["bag"], shop["community"]
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     await rewards.set_picture(actor=admin, reward_id=bag.id, content=PNG)
     assert len(await stored()) == 1
 
     outsiders = (
-        await make_user(community=await make_community(), roles=["staff"]),
+        await make_staff(await make_community()),
         await make_user(community=community),
         await make_user(community=community, roles=["party_member"]),
     )
@@ -132,7 +134,7 @@ async def test_a_typed_same_site_address_is_refused(shop):
     # Only uploads make same-site addresses: a typed one would be fetched by every visitor.
     for url in ("/h5/logout", "//evil.example/x.png", "http://img.example.cn/x.png"):
         with pytest.raises(Invalid) as refused:
-            await rewards.update_reward(
+            await edit_reward(
                 actor=shop["staff"], reward_id=shop["bag"].id, changes={"image_url": url}
             )
         assert set(refused.value.fields) == {"image_url"}
@@ -140,12 +142,12 @@ async def test_a_typed_same_site_address_is_refused(shop):
 
 async def test_lists_and_pickup_codes_know_each_reward_s_picture(shop):
     staff, bag, community = shop["staff"], shop["bag"], shop["community"]
-    plain = await rewards.create_reward(
+    plain = await make_reward(
         actor=staff, community_id=community.id, title="抽纸", cost=10, stock=5, image_url=EXTERNAL
     )
     await rewards.set_picture(actor=staff, reward_id=bag.id, content=PNG)
     resident = await make_user(community=community)
-    await service.award(
+    await ledger.award(
         user_id=resident.id, amount=50, source_type="activity", source_id="a1", reason="参加活动"
     )
     redemption = await rewards.redeem_reward(user=resident, reward_id=bag.id)
@@ -155,11 +157,11 @@ async def test_lists_and_pickup_codes_know_each_reward_s_picture(shop):
         actor=staff, community_id=community.id, page=PageRequest()
     )
     for page in (listed, managed):
-        urls = {r.id: rewards.image_url(r) for r in page.items}
+        urls = {r.id: image_url(r) for r in page.items}
         assert urls[bag.id].startswith(f"/api/v1/rewards/{bag.id}/picture?v=")
         assert urls[plain.id] == EXTERNAL
     shown = await rewards.get_redemption(viewer=resident, redemption_id=redemption.id)
-    assert rewards.image_url(shown.reward) == urls[bag.id]
+    assert image_url(shown.reward) == urls[bag.id]
 
 
 # --- the API ---
@@ -212,7 +214,7 @@ async def test_who_may_upload_over_the_api(client, shop):
     bag, community = shop["bag"], shop["community"]
     url = f"{REWARDS}/{bag.id}/picture"
     resident = await make_user(community=community)
-    other_staff = await make_user(community=await make_community(), roles=["staff"])
+    other_staff = await make_staff(await make_community())
 
     anonymous = await client.put(url, files=upload(PNG))
     assert anonymous.status_code == 401
@@ -225,7 +227,7 @@ async def test_who_may_upload_over_the_api(client, shop):
             assert response.json()["error"]["code"] == "forbidden"
     assert await stored() == []
 
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     allowed = await client.put(url, files=upload(PNG), headers=auth_headers(admin))
     assert allowed.status_code == 200
 

@@ -14,12 +14,19 @@ from openpyxl import load_workbook
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.orgs.models import Community
-from backend.points import rewards, service
+from backend.points import adjustments, ledger, rewards
 from backend.points.exceptions import PhoneAmbiguous
 from backend.points.models import PointsLedgerEntry, Redemption, Reward
-from tests.factories import auth_headers, make_community, make_user, session_cookies
+from tests.factories import (
+    auth_headers,
+    local,
+    make_community,
+    make_staff,
+    make_user,
+    session_cookies,
+)
+from tests.factories.points import make_reward
 from tests.h5.conftest import csrf_token
-from tests.points.helpers import local
 
 SHARED_PHONE = "13800000001"
 
@@ -37,12 +44,12 @@ class Desk:
 async def desk(db) -> Desk:
     clock.set(local(2026, 4, 20, 10, 0))
     community = await make_community(name="大田社区")
-    staff = await make_user(nickname="陈社工", community=community, roles=["staff"])
+    staff = await make_staff(community, nickname="陈社工")
     resident = await make_user(nickname="王阿姨", community=community, phone=SHARED_PHONE)
-    await service.award(
+    await ledger.award(
         user_id=resident.id, amount=120, source_type="activity", source_id="a1", reason="参加读书会"
     )
-    bag = await rewards.create_reward(
+    bag = await make_reward(
         actor=staff, community_id=community.id, title="环保购物袋", cost=50, stock=3
     )
     redemption = await rewards.redeem_reward(user=resident, reward_id=bag.id)
@@ -185,18 +192,18 @@ async def test_the_holder_still_sees_the_code_and_its_qr(client, desk):
 async def test_a_shared_phone_is_refused_as_ambiguous_with_masked_candidates(desk):
     spouse = await make_user(nickname="李伯伯", community=desk.community, phone=SHARED_PHONE)
     with pytest.raises(PhoneAmbiguous) as caught:
-        await service.find_resident(actor=desk.staff, query="138 0000 0001")
+        await adjustments.find_resident(actor=desk.staff, query="138 0000 0001")
     assert caught.value.code == "phone_ambiguous" and caught.value.status_code == 409
     message = caught.value.message
     assert f"编号 {desk.resident.id}（王**）" in message and f"编号 {spouse.id}（李**）" in message
     assert "王阿姨" not in message and SHARED_PHONE not in message
     # Choosing by resident number works.
-    assert (await service.find_resident(actor=desk.staff, query=str(spouse.id))).id == spouse.id
+    assert (await adjustments.find_resident(actor=desk.staff, query=str(spouse.id))).id == spouse.id
 
 
 async def test_a_phone_shared_with_someone_elsewhere_finds_the_staff_members_own(desk):
     await make_user(nickname="赵先生", community=await make_community(), phone=SHARED_PHONE)
-    found = await service.find_resident(actor=desk.staff, query=SHARED_PHONE)
+    found = await adjustments.find_resident(actor=desk.staff, query=SHARED_PHONE)
     assert found.id == desk.resident.id
 
 

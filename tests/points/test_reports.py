@@ -8,9 +8,9 @@ from openpyxl import load_workbook
 
 from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid
-from backend.points import reports, rewards, service
-from tests.factories import auth_headers, make_community, make_unit, make_user
-from tests.points.helpers import award, local
+from backend.points import ledger, reports, rewards
+from tests.factories import auth_headers, local, make_community, make_staff, make_unit, make_user
+from tests.factories.points import adjust, award, make_reward
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ async def street(db):
         for name in ("甲", "乙", "丙", "丁")
     }
     for name in ("甲", "丙"):
-        await service.set_leaderboard_opt_in(user_id=people[name].id, opt_in=True)
+        await ledger.set_leaderboard_opt_in(user_id=people[name].id, opt_in=True)
     clock.set(local(2025, 4, 20, 10))
     await award(people["甲"].id, 30, "a1")
     await award(people["乙"].id, 50, "a1")
@@ -51,8 +51,8 @@ async def test_the_monthly_board_ranks_points_earned_and_names_only_the_willing(
 
 async def test_the_yearly_board_adds_the_months_and_spending_does_not_count(street):
     community = street["community"]
-    staff = await make_user(community=community, roles=["staff"])
-    bag = await rewards.create_reward(
+    staff = await make_staff(community)
+    bag = await make_reward(
         actor=staff, community_id=community.id, title="环保袋", cost=50, stock=5
     )
     await rewards.redeem_reward(user=street["丁"], reward_id=bag.id)
@@ -119,14 +119,14 @@ async def test_the_leaderboard_api(client, street):
 
 async def test_the_export_sums_issued_spent_and_expired(street):
     community = street["community"]
-    staff = await make_user(community=community, roles=["staff"])
-    bag = await rewards.create_reward(
+    staff = await make_staff(community)
+    bag = await make_reward(
         actor=staff, community_id=community.id, title="环保袋", cost=20, stock=5
     )
     kept = await rewards.redeem_reward(user=street["乙"], reward_id=bag.id)
     undone = await rewards.redeem_reward(user=street["丁"], reward_id=bag.id)
     await rewards.cancel_redemption(actor=staff, redemption_id=undone.id, reason="居民取消")
-    await service.adjust_points(actor=staff, user_id=street["丙"].id, delta=-10, reason="误发扣回")
+    await adjust(actor=staff, user_id=street["丙"].id, delta=-10, reason="误发扣回")
     assert kept is not None
 
     name, content = await reports.export_ledger(
@@ -151,7 +151,7 @@ async def test_the_export_sums_issued_spent_and_expired(street):
 
 
 async def test_only_the_communitys_staff_export(street):
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     with pytest.raises(Forbidden):
         await reports.export_ledger(
             actor=outsider,
@@ -162,7 +162,7 @@ async def test_only_the_communitys_staff_export(street):
 
 
 async def test_the_export_api_sends_a_workbook(client, street):
-    staff = await make_user(community=street["community"], roles=["staff"])
+    staff = await make_staff(street["community"])
     response = await client.get(
         "/api/v1/points/export",
         params={
@@ -201,7 +201,7 @@ async def test_the_export_api_sends_a_workbook(client, street):
     ],
 )
 async def test_dates_out_of_range_are_422_not_500(client, street, path, params):
-    staff = await make_user(community=street["community"], roles=["staff"])
+    staff = await make_staff(street["community"])
     params = {k: (street["community"].id if v == "{cid}" else v) for k, v in params.items()}
     response = await client.get(path, params=params, headers=auth_headers(staff))
     assert response.status_code == 422, response.text

@@ -9,21 +9,22 @@ from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.core.models import OutboxMessage
-from backend.points import rewards, service
+from backend.points import ledger, rewards
 from backend.points.exceptions import InsufficientPoints, LimitReached, NotOnSale, OutOfStock
 from backend.points.models import PointsBatch, PointsLedgerEntry, Redemption, Reward, RewardHolding
-from tests.factories import make_community, make_user
+from tests.factories import make_community, make_staff, make_user
+from tests.factories.points import edit_reward, make_reward
 
 
 @pytest.fixture
 async def shop(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
-    await service.award(
+    await ledger.award(
         user_id=resident.id, amount=100, source_type="activity", source_id="a1", reason="参加活动"
     )
-    bag = await rewards.create_reward(
+    bag = await make_reward(
         actor=staff,
         community_id=community.id,
         title="环保购物袋",
@@ -103,14 +104,14 @@ async def test_refusals_change_nothing(shop):
 async def test_a_reward_is_redeemable_only_in_its_sale_window(shop):
     staff, resident, bag = shop["staff"], shop["resident"], shop["bag"]
     now = clock.now()
-    await rewards.update_reward(
+    await edit_reward(
         actor=staff, reward_id=bag.id, changes={"on_sale_from": now + timedelta(days=1)}
     )
     with pytest.raises(NotOnSale):
         await rewards.redeem_reward(user=resident, reward_id=bag.id)
     clock.set(now + timedelta(days=1))
     await rewards.redeem_reward(user=resident, reward_id=bag.id)
-    await rewards.update_reward(actor=staff, reward_id=bag.id, changes={"active": False})
+    await edit_reward(actor=staff, reward_id=bag.id, changes={"active": False})
     with pytest.raises(NotOnSale):
         await rewards.redeem_reward(user=resident, reward_id=bag.id)
 
@@ -148,7 +149,7 @@ async def test_simultaneous_verifications_fulfil_once(shop):
 async def test_only_staff_of_the_rewards_community_verify(shop):
     resident, bag = shop["resident"], shop["bag"]
     redemption = await rewards.redeem_reward(user=resident, reward_id=bag.id)
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
 
     with pytest.raises(Forbidden):
         await rewards.verify_redemption(actor=outsider, pickup_code=redemption.pickup_code)
@@ -258,16 +259,14 @@ async def test_stock_never_goes_below_zero(shop):
 async def test_bad_rewards_are_invalid(shop, values, field):
     base = {"title": "抽纸", "cost": 10, "stock": 5}
     with pytest.raises(Invalid) as refused:
-        await rewards.create_reward(
-            actor=shop["staff"], community_id=shop["community"].id, **(base | values)
-        )
+        await make_reward(actor=shop["staff"], community_id=shop["community"].id, **(base | values))
     assert field in refused.value.fields
 
 
 async def test_the_sale_window_must_be_in_order(shop):
     now = clock.now()
     with pytest.raises(Invalid) as refused:
-        await rewards.create_reward(
+        await make_reward(
             actor=shop["staff"],
             community_id=shop["community"].id,
             title="理发券",
@@ -280,8 +279,8 @@ async def test_the_sale_window_must_be_in_order(shop):
 
 
 async def test_staff_of_another_community_cannot_put_up_rewards(shop):
-    outsider = await make_user(community=await make_community(), roles=["staff"])
+    outsider = await make_staff(await make_community())
     with pytest.raises(Forbidden):
-        await rewards.create_reward(
+        await make_reward(
             actor=outsider, community_id=shop["community"].id, title="抽纸", cost=10, stock=5
         )

@@ -6,9 +6,9 @@ import pytest
 
 from backend.accounts.models import User
 from backend.core.clock import clock
-from backend.points import service
+from backend.points import ledger
 from backend.points.models import Redemption, Reward
-from tests.factories import auth_headers, make_community, make_user
+from tests.factories import auth_headers, make_community, make_staff, make_user
 
 REWARDS = "/api/v1/rewards"
 
@@ -20,9 +20,9 @@ def code_of(response) -> str:
 @pytest.fixture
 async def shop(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
-    await service.award(
+    await ledger.award(
         user_id=resident.id, amount=100, source_type="activity", source_id="a1", reason="参加活动"
     )
     return {"community": community, "staff": staff, "resident": resident}
@@ -244,7 +244,7 @@ async def test_my_points_says_what_expires(client, shop):
     assert body["balance"] == 100
     assert [e["amount"] for e in body["expiring"]] == [100]
     expires_at = datetime.fromisoformat(body["expiring"][0]["expires_at"])
-    assert expires_at == service.expiry_for(clock.now())
+    assert expires_at == ledger.expiry_for(clock.now())
 
 
 async def test_openapi_documents_the_reward_routes(client):

@@ -1,33 +1,36 @@
 """Earning rules: price per event type, multiplier, daily and monthly caps, versions by date."""
 
 import asyncio
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 
 from backend.accounts.models import User
 from backend.core.clock import clock
 from backend.core.errors import Forbidden, Invalid
-from backend.points import service
+from backend.points import rules as points_rules
+from backend.points.exceptions import CapReached, RuleInForce
 from backend.points.models import EarningTally, PointsLedgerEntry
-from backend.points.service import CapReached, RuleInForce
-from tests.factories import auth_headers, make_community, make_user
+from backend.points.views import EVENT_TYPES
+from tests.factories import (
+    auth_headers,
+    local,
+    make_community,
+    make_staff,
+    make_street_admin,
+    make_user,
+)
+from tests.factories.points import adjust, make_rule
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 RULES = "/api/v1/points/rules"
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SHANGHAI)
-
-
 async def admin() -> User:
-    return await make_user(roles=["street_admin"])
+    return await make_street_admin()
 
 
 async def earn(user: User, source_id: str, event_type: str = "activity_attended", **kwargs):
-    return await service.award_by_rule(
+    return await points_rules.award_by_rule(
         user_id=user.id, event_type=event_type, source_id=source_id, **kwargs
     )
 
@@ -51,9 +54,7 @@ async def test_without_a_rule_the_built_in_price_applies(db):
 
 async def test_a_rule_prices_by_unit_with_its_multiplier(db):
     user, boss = await make_user(), await admin()
-    await service.create_rule(
-        actor=boss, event_type="service_hour", points=6, multiplier_percent=150
-    )
+    await make_rule(actor=boss, event_type="service_hour", points=6, multiplier_percent=150)
 
     entry = await earn(user, "s1", "service_hour", quantity=2.5, reason="绿化养护岗服务")
 
@@ -64,9 +65,7 @@ async def test_a_rule_prices_by_unit_with_its_multiplier(db):
 
 async def test_an_events_own_points_replace_the_rules_price_but_not_its_multiplier(db):
     user, boss = await make_user(), await admin()
-    await service.create_rule(
-        actor=boss, event_type="activity_attended", points=10, multiplier_percent=200
-    )
+    await make_rule(actor=boss, event_type="activity_attended", points=10, multiplier_percent=200)
 
     entry = await earn(user, "a1", base_points=15)
 
@@ -84,7 +83,7 @@ async def test_a_source_pays_once(db):
 async def test_the_daily_cap_cuts_an_award_and_then_records_zero(db):
     user, boss = await make_user(), await admin()
     clock.set(local(2025, 5, 6, 9))
-    await service.create_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=25)
+    await make_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=25)
 
     deltas = [(await earn(user, f"a{n}")).delta for n in range(4)]
 
@@ -100,7 +99,7 @@ async def test_the_daily_cap_cuts_an_award_and_then_records_zero(db):
 async def test_the_monthly_cap_spans_days(db):
     user, boss = await make_user(), await admin()
     clock.set(local(2025, 5, 1, 9))
-    await service.create_rule(
+    await make_rule(
         actor=boss, event_type="wish_fulfilled", points=20, daily_cap=20, monthly_cap=50
     )
     got = []
@@ -115,7 +114,7 @@ async def test_the_monthly_cap_spans_days(db):
 
 async def test_caps_count_per_event_type(db):
     user, boss = await make_user(), await admin()
-    await service.create_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=10)
+    await make_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=10)
     await earn(user, "a1")
     assert (await earn(user, "a2")).delta == 0
     assert (await earn(user, "w1", "wish_fulfilled")).delta == 10
@@ -123,7 +122,7 @@ async def test_caps_count_per_event_type(db):
 
 async def test_simultaneous_awards_never_pass_the_cap(db):
     user, boss = await make_user(), await admin()
-    await service.create_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=35)
+    await make_rule(actor=boss, event_type="activity_attended", points=10, daily_cap=35)
 
     entries = await asyncio.gather(*(earn(user, f"a{n}") for n in range(8)))
 
@@ -138,8 +137,8 @@ async def test_simultaneous_awards_never_pass_the_cap(db):
 async def test_a_new_version_applies_from_its_date_and_history_keeps_its_price(db):
     user, boss = await make_user(), await admin()
     clock.set(local(2025, 5, 1, 9))
-    await service.create_rule(actor=boss, event_type="activity_attended", points=10)
-    await service.create_rule(
+    await make_rule(actor=boss, event_type="activity_attended", points=10)
+    await make_rule(
         actor=boss,
         event_type="activity_attended",
         points=30,
@@ -154,7 +153,7 @@ async def test_a_new_version_applies_from_its_date_and_history_keeps_its_price(d
 
     assert (before.delta, after.delta, late_report.delta) == (10, 30, 10)
     assert (await PointsLedgerEntry.get(id=before.id)).delta == 10
-    rules = {r.event.key: r for r in await service.list_rules()}
+    rules = {r.event.key: r for r in await points_rules.list_rules()}
     assert rules["activity_attended"].current.points == 30
     assert [r.points for r in rules["activity_attended"].history] == [10]
 
@@ -162,7 +161,7 @@ async def test_a_new_version_applies_from_its_date_and_history_keeps_its_price(d
 async def test_a_rule_cannot_start_in_the_past(db):
     boss = await admin()
     with pytest.raises(Invalid) as refused:
-        await service.create_rule(
+        await make_rule(
             actor=boss,
             event_type="activity_attended",
             points=5,
@@ -173,9 +172,9 @@ async def test_a_rule_cannot_start_in_the_past(db):
 
 async def test_only_a_street_admin_sets_rules(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     with pytest.raises(Forbidden):
-        await service.create_rule(actor=staff, event_type="activity_attended", points=5)
+        await make_rule(actor=staff, event_type="activity_attended", points=5)
 
 
 @pytest.mark.parametrize(
@@ -191,40 +190,36 @@ async def test_only_a_street_admin_sets_rules(db):
 async def test_bad_rules_are_invalid(db, values, field):
     boss = await admin()
     with pytest.raises(Invalid) as refused:
-        await service.create_rule(
-            actor=boss, **({"event_type": "activity_attended", "points": 5} | values)
-        )
+        await make_rule(actor=boss, **({"event_type": "activity_attended", "points": 5} | values))
     assert field in refused.value.fields
 
 
 async def test_a_future_version_can_be_withdrawn_a_started_one_cannot(db):
     boss = await admin()
-    now = await service.create_rule(actor=boss, event_type="service_hour", points=8)
-    later = await service.create_rule(
+    now = await make_rule(actor=boss, event_type="service_hour", points=8)
+    later = await make_rule(
         actor=boss,
         event_type="service_hour",
         points=9,
         effective_from=clock.now() + timedelta(days=3),
     )
 
-    await service.withdraw_rule(actor=boss, rule_id=later.id)
+    await points_rules.withdraw_rule(actor=boss, rule_id=later.id)
     with pytest.raises(RuleInForce):
-        await service.withdraw_rule(actor=boss, rule_id=now.id)
+        await points_rules.withdraw_rule(actor=boss, rule_id=now.id)
 
 
 async def test_staff_adjustments_respect_the_adjustment_caps(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
-    await service.create_rule(
-        actor=await admin(), event_type="staff_adjustment", points=1, monthly_cap=100
-    )
+    await make_rule(actor=await admin(), event_type="staff_adjustment", points=1, monthly_cap=100)
 
-    await service.adjust_points(actor=staff, user_id=resident.id, delta=80, reason="补录服务")
+    await adjust(actor=staff, user_id=resident.id, delta=80, reason="补录服务")
     with pytest.raises(CapReached):
-        await service.adjust_points(actor=staff, user_id=resident.id, delta=30, reason="补录服务")
-    await service.adjust_points(actor=staff, user_id=resident.id, delta=-10, reason="误发扣回")
-    await service.adjust_points(actor=staff, user_id=resident.id, delta=20, reason="补录服务")
+        await adjust(actor=staff, user_id=resident.id, delta=30, reason="补录服务")
+    await adjust(actor=staff, user_id=resident.id, delta=-10, reason="误发扣回")
+    await adjust(actor=staff, user_id=resident.id, delta=20, reason="补录服务")
 
     assert await balance(resident) == 90
 
@@ -236,7 +231,7 @@ async def test_anyone_reads_the_rules(client):
     response = await client.get(RULES)
     assert response.status_code == 200
     items = {i["event_type"]: i for i in response.json()["items"]}
-    assert set(items) == set(service.EVENT_TYPES)
+    assert set(items) == set(EVENT_TYPES)
     assert items["activity_attended"]["current"]["points"] == 10
     assert items["activity_attended"]["label"] == "参加活动"
 
@@ -272,7 +267,7 @@ async def test_street_admin_adds_a_version_through_the_api(client):
     ],
 )
 async def test_staff_may_not_add_rules(client, body, status, code):
-    staff = await make_user(community=await make_community(), roles=["staff"])
+    staff = await make_staff(await make_community())
     response = await client.post(RULES, json=body, headers=auth_headers(staff))
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 

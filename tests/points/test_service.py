@@ -3,12 +3,13 @@ from tortoise.transactions import in_transaction
 
 from backend.accounts.models import User
 from backend.core.errors import Forbidden, NotFound
+from backend.core.pagination import PageRequest
 from backend.orgs.models import Community
-from backend.points import service
+from backend.points import ledger
+from backend.points.exceptions import InsufficientPoints
 from backend.points.models import PointsLedgerEntry
-from backend.points.service import InsufficientPoints
-from tests.factories import make_community, make_user
-from tests.points.helpers import award, spend
+from tests.factories import make_community, make_staff, make_street_admin, make_user
+from tests.factories.points import adjust, award, spend
 
 
 async def balance_of(user_id: int) -> int:
@@ -136,11 +137,11 @@ async def test_amounts_must_be_positive(db, amount):
 async def test_inner_functions_refuse_to_run_outside_a_transaction(db):
     user = await make_user()
     with pytest.raises(RuntimeError):
-        await service.award_in_tx(
+        await ledger.award_in_tx(
             user_id=user.id, amount=5, source_type="activity", source_id="a1", reason="x"
         )
     with pytest.raises(RuntimeError):
-        await service.spend_in_tx(
+        await ledger.spend_in_tx(
             user_id=user.id, amount=5, source_type="reward", source_id="r1", reason="x"
         )
     assert await balance_of(user.id) == 0
@@ -155,10 +156,10 @@ async def test_inner_functions_roll_back_with_the_callers_transaction(db):
 
     with pytest.raises(CallerFailed):
         async with in_transaction():
-            await service.award_in_tx(
+            await ledger.award_in_tx(
                 user_id=user.id, amount=10, source_type="activity", source_id="a1", reason="x"
             )
-            await service.spend_in_tx(
+            await ledger.spend_in_tx(
                 user_id=user.id, amount=30, source_type="reward", source_id="r1", reason="x"
             )
             raise CallerFailed
@@ -173,7 +174,7 @@ async def test_inner_functions_commit_with_the_callers_transaction(db):
 
     async with in_transaction():
         await Community.filter(id=community.id).update(name="改名后的社区")
-        await service.award_in_tx(
+        await ledger.award_in_tx(
             user_id=user.id, amount=10, source_type="activity", source_id="a1", reason="x"
         )
 
@@ -187,17 +188,17 @@ async def test_a_refusal_or_a_duplicate_leaves_the_callers_transaction_usable(db
     user = await make_user()
 
     async with in_transaction():
-        await service.award_in_tx(
+        await ledger.award_in_tx(
             user_id=user.id, amount=10, source_type="activity", source_id="a1", reason="x"
         )
-        duplicate = await service.award_in_tx(
+        duplicate = await ledger.award_in_tx(
             user_id=user.id, amount=10, source_type="activity", source_id="a1", reason="x"
         )
         with pytest.raises(InsufficientPoints):
-            await service.spend_in_tx(
+            await ledger.spend_in_tx(
                 user_id=user.id, amount=11, source_type="reward", source_id="r1", reason="x"
             )
-        after = await service.spend_in_tx(
+        after = await ledger.spend_in_tx(
             user_id=user.id, amount=4, source_type="reward", source_id="r2", reason="x"
         )
 
@@ -213,12 +214,10 @@ async def test_a_refusal_or_a_duplicate_leaves_the_callers_transaction_usable(db
 
 async def test_staff_adjustment_records_the_actor(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
 
-    entry = await service.adjust_points(
-        actor=staff, user_id=resident.id, delta=15, reason="线下志愿服务补录"
-    )
+    entry = await adjust(actor=staff, user_id=resident.id, delta=15, reason="线下志愿服务补录")
 
     assert (entry.delta, entry.balance_after, entry.actor_id) == (15, 15, staff.id)
     assert entry.source_type == "adjustment"
@@ -227,11 +226,11 @@ async def test_staff_adjustment_records_the_actor(db):
 
 async def test_two_adjustments_are_two_changes(db):
     community = await make_community()
-    staff = await make_user(community=community, roles=["staff"])
+    staff = await make_staff(community)
     resident = await make_user(community=community)
 
-    first = await service.adjust_points(actor=staff, user_id=resident.id, delta=5, reason="补录")
-    second = await service.adjust_points(actor=staff, user_id=resident.id, delta=5, reason="补录")
+    first = await adjust(actor=staff, user_id=resident.id, delta=5, reason="补录")
+    second = await adjust(actor=staff, user_id=resident.id, delta=5, reason="补录")
 
     assert first.source_id != second.source_id
     assert await balance_of(resident.id) == 10
@@ -239,30 +238,30 @@ async def test_two_adjustments_are_two_changes(db):
 
 async def test_staff_of_another_community_may_not_adjust(db):
     home, other = await make_community(), await make_community()
-    outsider = await make_user(community=other, roles=["staff"])
+    outsider = await make_staff(other)
     resident = await make_user(community=home)
 
     with pytest.raises(Forbidden):
-        await service.adjust_points(actor=outsider, user_id=resident.id, delta=5, reason="补录")
+        await adjust(actor=outsider, user_id=resident.id, delta=5, reason="补录")
     assert await balance_of(resident.id) == 0
 
 
 async def test_street_admin_may_adjust_anyone(db):
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     drifter = await make_user()  # no community: only a street admin can reach them
 
-    entry = await service.adjust_points(actor=admin, user_id=drifter.id, delta=7, reason="补录")
+    entry = await adjust(actor=admin, user_id=drifter.id, delta=7, reason="补录")
 
     assert entry.balance_after == 7
 
 
 async def test_a_negative_adjustment_never_goes_below_zero(db):
-    admin = await make_user(roles=["street_admin"])
+    admin = await make_street_admin()
     resident = await make_user()
     await award(resident.id, 5, "a1")
 
     with pytest.raises(InsufficientPoints):
-        await service.adjust_points(actor=admin, user_id=resident.id, delta=-6, reason="扣减")
+        await adjust(actor=admin, user_id=resident.id, delta=-6, reason="扣减")
 
     assert await balance_of(resident.id) == 5
 
@@ -272,7 +271,7 @@ async def test_statement_lists_newest_first(db):
     for n in range(3):
         await award(user.id, n + 1, f"a{n}")
 
-    statement = await service.get_statement(user_id=user.id, page=service.PageRequest(limit=2))
+    statement = await ledger.get_statement(user_id=user.id, page=PageRequest(limit=2))
 
     assert statement.balance == 6
     assert [e.source_id for e in statement.page.items] == ["a2", "a1"]

@@ -37,7 +37,8 @@ from backend.core.db import close_db, init_db
 from backend.core.errors import DomainError
 from backend.core.redis import close_kv, init_kv
 from backend.orgs.models import Community, Street
-from backend.points import rewards, service
+from backend.points import ledger, rewards, rules
+from backend.points.exceptions import InsufficientPoints
 from backend.points.models import (
     EarningTally,
     PointsBatch,
@@ -47,6 +48,7 @@ from backend.points.models import (
     RewardHolding,
 )
 from tests.conftest import IN_CI
+from tests.factories.points import adjust, make_reward, make_rule
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Near New Year, so a few hours later points go into the next year's batch.
@@ -134,7 +136,7 @@ class PointsMachine(RuleBasedStateMachine):
             await accounts_service.grant_role(
                 actor=None, user_id=admin.id, role="street_admin", community_id=None
             )
-            await service.create_rule(
+            await make_rule(
                 actor=admin,
                 event_type=EVENT,
                 points=points,
@@ -148,7 +150,7 @@ class PointsMachine(RuleBasedStateMachine):
                 self.balance[user.id] = 0
                 self.batches[user.id] = {}
                 if amount:
-                    await service.award(
+                    await ledger.award(
                         user_id=user.id,
                         amount=amount,
                         source_type="seed",
@@ -157,7 +159,7 @@ class PointsMachine(RuleBasedStateMachine):
                     )
                     self._credit(user.id, amount)
             for cost, stock, limit in offers:
-                reward = await rewards.create_reward(
+                reward = await make_reward(
                     actor=staff,
                     community_id=community.id,
                     title="礼品",
@@ -199,7 +201,7 @@ class PointsMachine(RuleBasedStateMachine):
         return taken
 
     def _credit(self, uid: int, amount: int) -> None:
-        expires_at = service.expiry_for(clock.now())
+        expires_at = ledger.expiry_for(clock.now())
         self.batches[uid][expires_at] = self.batches[uid].get(expires_at, 0) + amount
         self.balance[uid] += amount
 
@@ -222,7 +224,7 @@ class PointsMachine(RuleBasedStateMachine):
         uid = self.users[who]
         points, daily_cap, monthly_cap = self.rule
         entry = run(
-            service.award_by_rule(
+            rules.award_by_rule(
                 user_id=uid, event_type=EVENT, source_id=f"s{source}", quantity=quantity
             )
         )
@@ -249,11 +251,11 @@ class PointsMachine(RuleBasedStateMachine):
         key = f"spend:{source}"
         try:
             entry = run(
-                service.spend(
+                ledger.spend(
                     user_id=uid, amount=amount, source_type="shop", source_id=key, reason="消费"
                 )
             )
-        except service.InsufficientPoints:
+        except InsufficientPoints:
             assert (uid, key) not in self.spent
             assert self._debit(uid, amount) is None
             return
@@ -270,8 +272,8 @@ class PointsMachine(RuleBasedStateMachine):
         uid = self.users[who]
         staff = run(User.get(id=self.staff_id))
         try:
-            run(service.adjust_points(actor=staff, user_id=uid, delta=delta, reason="调整"))
-        except service.InsufficientPoints:
+            run(adjust(actor=staff, user_id=uid, delta=delta, reason="调整"))
+        except InsufficientPoints:
             assert delta < 0 and self._debit(uid, -delta) is None
             return
         if delta > 0:
@@ -343,7 +345,7 @@ class PointsMachine(RuleBasedStateMachine):
     @rule(hours=st.sampled_from([1, 20, 30, 24 * 3, 24 * 40, 24 * 200, 24 * 400]))
     def time_passes_and_the_jobs_run(self, hours) -> None:
         clock.advance(timedelta(hours=hours))
-        run(service.expire_due_batches())
+        run(ledger.expire_due_batches())
         for uid in self.users:
             self.balance[uid] -= self._expire_user(uid, self.batches[uid])
         run(rewards.expire_unclaimed_redemptions())

@@ -1,5 +1,6 @@
-"""One community where a resident with a full history closes the account: 王阿姨 (party
-member, bookings, service hours, points, a redemption, wishes) beside 赵先生, a neighbour."""
+"""The neighbourhood (tests.factories.make_neighbourhood) where a resident with a full history
+closes the account: 王阿姨 (party member, bookings, service hours, points, a redemption,
+wishes) beside 李师傅, a neighbour."""
 
 from __future__ import annotations
 
@@ -12,24 +13,28 @@ from openpyxl import load_workbook
 
 from backend.accounts import service as accounts_service
 from backend.accounts.models import User
-from backend.activities import service as activities_service
+from backend.activities import bookings as activity_bookings
 from backend.activities.models import Activity
 from backend.core.clock import clock
 from backend.notices.models import SubscriptionConsent
 from backend.orgs.models import Community
-from backend.party import service as party_service
+from backend.party import records as party_records
+from backend.party import registrations as party_registrations
+from backend.party.schemas import OfflineRecordIn, RegistrationIn, ReviewIn
+from backend.points import ledger as points_ledger
 from backend.points import rewards as rewards_service
-from backend.points import service as points_service
 from backend.wishes import service as wishes_service
-from tests.activities.helpers import freeze, make_activity
-from tests.factories import make_community, make_user
+from tests.factories import RESIDENT_PHONE, make_neighbourhood
+from tests.factories.activities import freeze, make_activity
+from tests.factories.points import make_reward
+from tests.factories.wishes import submit_wish
 
 NAME = "王秀英"
 NICKNAME = "王阿姨"
-PHONE = "13812345678"
+PHONE = RESIDENT_PHONE
 ADDRESS = "石门二路一百弄十二号"
-NEIGHBOUR = "赵先生"
-NEIGHBOUR_PHONE = "13900001111"
+NEIGHBOUR = "李师傅"
+NEIGHBOUR_PHONE = "13700001111"
 
 
 @dataclass
@@ -59,16 +64,13 @@ def xlsx_text(content: bytes) -> str:
 
 async def build_world() -> World:
     now = freeze()
-    community = await make_community(name="大田社区")
-    staff = await make_user(community=community, roles=["staff"], nickname="陈社工")
-    person = await make_user(community=community, nickname=NICKNAME)
-    person = await accounts_service.update_profile(user=person, phone=PHONE)
-    neighbour = await make_user(community=community, nickname=NEIGHBOUR)
-    neighbour = await accounts_service.update_profile(user=neighbour, phone=NEIGHBOUR_PHONE)
+    town = await make_neighbourhood()
+    community, staff, person, neighbour = town.community, town.staff, town.resident, town.neighbour
+    assert (person.nickname, neighbour.nickname) == (NICKNAME, NEIGHBOUR)
 
-    registration = await party_service.register(
+    registration = await party_registrations.register(
         user=person,
-        form=party_service.RegistrationForm(
+        data=RegistrationIn(
             name=NAME,
             phone=PHONE,
             work_unit="静安区卫健委",
@@ -80,12 +82,12 @@ async def build_world() -> World:
             skills_note="会量血压",
         ),
     )
-    await party_service.review_registration(
-        actor=staff, registration_id=registration.id, approve=True
+    await party_registrations.review_registration(
+        actor=staff, registration_id=registration.id, data=ReviewIn(approve=True)
     )
-    record = await party_service.add_offline_record(
+    record = await party_records.add_offline_record(
         actor=staff,
-        form=party_service.OfflineRecordForm(
+        data=OfflineRecordIn(
             user_id=person.id,
             community_id=community.id,
             started_at=now - timedelta(days=2, hours=3),
@@ -94,21 +96,21 @@ async def build_world() -> World:
         ),
     )
 
-    await points_service.award(
+    await points_ledger.award(
         user_id=person.id,
         amount=40,
         source_type="test_award",
         source_id="1",
         reason="参加社区义诊",
     )
-    await points_service.award(
+    await points_ledger.award(
         user_id=neighbour.id,
         amount=15,
         source_type="test_award",
         source_id="2",
         reason="邻居志愿服务",
     )
-    reward = await rewards_service.create_reward(
+    reward = await make_reward(
         actor=staff, community_id=community.id, title="环保袋", cost=10, stock=5
     )
     await rewards_service.redeem_reward(user=await User.get(id=person.id), reward_id=reward.id)
@@ -124,11 +126,11 @@ async def build_world() -> World:
         booking_closes_at=now + timedelta(hours=3),
         cancel_deadline=now + timedelta(hours=1),
     )
-    await activities_service.book_activity(user_id=person.id, activity_id=class_full.id)
-    await activities_service.book_activity(user_id=neighbour.id, activity_id=class_full.id)
-    await activities_service.book_activity(user_id=person.id, activity_id=class_soon.id)
+    await activity_bookings.book_activity(user_id=person.id, activity_id=class_full.id)
+    await activity_bookings.book_activity(user_id=neighbour.id, activity_id=class_full.id)
+    await activity_bookings.book_activity(user_id=person.id, activity_id=class_soon.id)
 
-    own = await wishes_service.submit_wish(
+    own = await submit_wish(
         user=person,
         community_id=community.id,
         title="王阿姨想请人陪同去医院复查",
@@ -138,7 +140,7 @@ async def build_world() -> World:
     )
     await wishes_service.review_wish(actor=staff, wish_id=own.id, approve=True)
     await wishes_service.claim_wish(user=neighbour, wish_id=own.id)
-    theirs = await wishes_service.submit_wish(
+    theirs = await submit_wish(
         user=neighbour,
         community_id=community.id,
         title="想要一副老花镜",
@@ -160,7 +162,7 @@ async def build_world() -> World:
         class_soon=class_soon,
         own_wish_id=own.id,
         claimed_wish_id=theirs.id,
-        service_minutes=(await party_service.get_record(viewer=staff, record_id=record.id)).minutes,
+        service_minutes=(await party_records.get_record(viewer=staff, record_id=record.id)).minutes,
     )
 
 

@@ -38,7 +38,7 @@ async def test_json_export_holds_the_persons_data_only(client: httpx.AsyncClient
         channel="user",
         template_key="notice",
         user_id=world.neighbour.id,
-        context={"title": "给邻居的消息", "body": "只给赵先生"},
+        context={"title": "给邻居的消息", "body": "只给李师傅"},
         dedupe_key="neighbour-only",
         available_at=world.class_full.created_at,
     )
