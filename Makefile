@@ -21,7 +21,7 @@ FAST := -m "not slow and not browser and not postgres and not redis"
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint fmt bench migrations clean install install-dev
+.PHONY: run test test-fast lint fmt bench migrations constraints clean install install-dev
 
 run: $(RUN_STAMP)
 	$(BIN)/linli run --host $(HOST) --port $(PORT)
@@ -46,6 +46,17 @@ bench: $(RUN_STAMP)
 
 migrations: $(RUN_STAMP)
 	$(BIN)/tortoise -c backend.tortoise_config.TORTOISE_ORM makemigrations
+
+# The pinned set the image installs: a fresh virtualenv with only the runtime dependencies.
+constraints:
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install --disable-pip-version-check -q .
+	{ echo '# What the image installs, pinned: `pip install -c deploy/constraints.txt .` (deploy/Dockerfile).'; \
+	  echo '# Regenerate after a dependency change in pyproject.toml: make constraints'; \
+	  build/constraints-venv/bin/pip freeze --disable-pip-version-check --exclude linli; \
+	} > deploy/constraints.txt
+	rm -rf build/constraints-venv
 
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)

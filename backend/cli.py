@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import tempfile
 
 from pydantic import ValidationError
 
@@ -32,18 +34,26 @@ def _seed_demo(_: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, *, factory: str = "backend.main:create_app") -> int:
     import uvicorn
 
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=get_settings().forwarded_allow_ips,
-        timeout_keep_alive=get_settings().keepalive_seconds,
-        access_log=False,
-        log_level="warning",
-    )
+    from backend.core.metrics import MULTIPROCESS_DIR
+
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            # Each worker writes its metrics here and /metrics adds them up, whichever worker
+            # answers the scrape; a fresh folder per start, so counts begin at zero.
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="linli-metrics-"))
+            os.environ[MULTIPROCESS_DIR] = folder
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+            forwarded_allow_ips=get_settings().forwarded_allow_ips,
+            timeout_keep_alive=get_settings().keepalive_seconds,
+            access_log=False,
+            log_level="warning",
+        )
     return 0
 
 

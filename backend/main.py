@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.staticfiles import StaticFiles
 
 import bot.callback
 import bot.menu
@@ -102,6 +104,10 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
+SWAGGER_UI_DIR = Path(__file__).resolve().parent / "static" / "vendor" / "swagger-ui"
+DOCS_ASSETS = "/docs/assets"
+
+
 def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> FastAPI:
     """Build the app. `with_bot` runs the outbox relay and scheduler in this process."""
     settings = settings or get_settings()
@@ -127,6 +133,9 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
         version="1.0",
         description="石门二路街道社区服务：在职党员报到、微心愿、活动报名、积分兑换、通知。",
         lifespan=lifespan,
+        # /docs is served below from vendored files; FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Inside the request context, so a refused query is logged with its request id.
@@ -160,6 +169,19 @@ def create_app(settings: Settings | None = None, *, with_bot: bool = False) -> F
     async def metrics_endpoint() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+    # Swagger UI from backend/static/vendor (README.txt there): /docs works without internet.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="邻里 Linli API 文档",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> RedirectResponse:
@@ -195,6 +217,8 @@ async def run_bot_forever(settings: Settings | None = None) -> None:
     """`linli bot`: the outbox relay and scheduler as a process of its own."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if settings.bot_metrics_address:
+        metrics.serve(settings.bot_metrics_address)
     init_kv(settings)
     await db.init_db(settings)
     try:

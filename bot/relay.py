@@ -144,6 +144,14 @@ class Relay:
                 log.error("outbox batch not recorded: %r", exc, extra={"outbox_id": rows[0].id})
         return len(rows)
 
+    async def backlog(self) -> tuple[int, float]:
+        """How many messages are due now, and how long the oldest of them has waited (s)."""
+        now = _now()
+        due = OutboxMessage.filter(status__in=CLAIM_ORDER, available_at__lte=now)
+        count = await due.count()
+        oldest = await due.order_by("available_at").values_list("available_at", flat=True).first()
+        return count, (now - oldest).total_seconds() if oldest else 0.0
+
     async def claim(self, limit: int) -> list[OutboxMessage]:
         """Lease up to `limit` due rows to this relay (no other relay gets them meanwhile)."""
         now = _now()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 
+from backend.core import metrics
 from backend.core.config import Settings
 from bot.relay import Relay
 from bot.scheduler import Scheduler
@@ -18,6 +19,8 @@ from bot.scheduler import Scheduler
 log = logging.getLogger("linli.bot")
 
 SCHEDULER_TICK_SECONDS = 1.0
+# How often the backlog gauges (/metrics) are brought up to date.
+BACKLOG_SECONDS = 5.0
 # Batches in flight at once: while one lane waits for the database (claiming, recording),
 # the other's messages are on their way to WeChat.
 RELAY_LANES = 2
@@ -39,6 +42,7 @@ class BotRunner:
             for lane in range(RELAY_LANES)
         ]
         self._tasks.append(loop.create_task(self._scheduler_loop(), name="linli-bot-scheduler"))
+        self._tasks.append(loop.create_task(self._backlog_loop(), name="linli-bot-backlog"))
         log.info("bot started (%s)", self.relay.owner)
 
     async def stop(self) -> None:
@@ -82,6 +86,16 @@ class BotRunner:
                 claimed = 0
             if claimed < batch:
                 await self._pause(self.settings.bot_poll_seconds)
+
+    async def _backlog_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                due, oldest = await self.relay.backlog()
+                metrics.OUTBOX_DUE.set(due)
+                metrics.OUTBOX_OLDEST_DUE_SECONDS.set(oldest)
+            except Exception:
+                log.exception("outbox backlog not measured")
+            await self._pause(BACKLOG_SECONDS)
 
     async def _scheduler_loop(self) -> None:
         while not self._stopping.is_set():

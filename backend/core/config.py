@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = 60
     outbox_max_attempts: int = 8
     bot_poll_seconds: float = 1.0
+    # Where `linli bot` serves its own /metrics ("host:port"; empty: not served). The app's
+    # /metrics cannot show them: the bot is another process, often another container.
+    bot_metrics_address: str = ""
     # Notices: recipients written to the outbox per batch, batches per scheduler round, WeChat
     # sends per second per app id (all bot processes together, 0 = no limit) and messages
     # per minute per WeCom group robot (WeCom's own limit is 20).
@@ -161,6 +164,15 @@ class Settings(BaseSettings):
     # TEST ONLY: a redemption's guarded statements become read-check-write, so the redeem
     # race tests' control cases can show the races are real. Refused when env is prod.
     test_unguarded_redeem: bool = False
+
+    @field_validator("bot_metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("LINLI_BOT_METRICS_ADDRESS must be host:port, e.g. 127.0.0.1:9100")
+        return value
 
     @field_validator("rate_limits")
     @classmethod

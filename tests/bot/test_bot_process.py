@@ -21,7 +21,7 @@ from backend.core.db import close_db, init_db
 from backend.core.models import OutboxMessage
 from backend.core.outbox import enqueue
 from backend.notices.models import SubscriptionConsent
-from tests.conftest import linli_env, reset_postgres, run_linli
+from tests.conftest import free_port, linli_env, reset_postgres, run_linli
 from tests.fakes.wechat_server import FakeWechat
 
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
@@ -171,3 +171,55 @@ def test_a_bot_stopped_while_still_starting_exits_cleanly(settings: Settings, st
     bot = start_bot(env)
     time.sleep(0.3)
     assert stop(bot) == 0
+
+
+def bot_metric(text: str, name: str, **labels: str) -> float:
+    """The sum of `name`'s samples with `labels` in a Prometheus text page."""
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if not (sample == name or sample.startswith(name + "{")):
+            continue
+        if all(f'{k}="{v}"' in sample for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def test_the_bot_serves_its_own_metrics(settings: Settings, start_bot, fake_wechat: FakeWechat):
+    address = f"127.0.0.1:{free_port()}"
+    env = linli_env(**{**BOT_ENV, "LINLI_BOT_METRICS_ADDRESS": address})
+    fresh_database(settings, env)
+
+    async def fill() -> None:
+        for n in range(12):
+            await enqueue(
+                template_key="notice",
+                context={"title": f"通知 {n}"},
+                dedupe_key=f"robot:{n}",
+                channel="wecom",
+                recipient=f"robot-{n}",
+            )
+
+    in_database(settings, fill)
+    fake_wechat.fail_next(ROBOT, 45009, times=2)  # the robot's quota: two deferred
+    bot = start_bot(env)
+
+    def scraped() -> str:
+        try:
+            return httpx.get(f"http://{address}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    wait_until(
+        lambda: bot_metric(scraped(), "linli_outbox_messages_total", result="sent") >= 10,
+        timeout=30,
+        processes=[bot],
+    )
+    page = scraped()
+    assert stop(bot) == 0
+
+    assert bot_metric(page, "linli_outbox_messages_total", channel="wecom", result="sent") == 10
+    assert bot_metric(page, "linli_outbox_messages_total", result="failed") == 0
+    assert bot_metric(page, "linli_outbox_messages_total") == 12
+    # The backlog gauges are there for an alert on messages that stop going out.
+    assert "linli_outbox_due " in page and "linli_outbox_oldest_due_seconds " in page

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import importlib.metadata
+import ipaddress
 import json
 import os
 import re
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from pydantic import ValidationError
 
 from backend.cli import build_parser
@@ -122,6 +126,15 @@ def test_compose_environment_names_are_real_settings(compose):
         assert not unknown, f"{name}: not settings: {unknown}"
 
 
+def test_compose_app_believes_only_nginxs_forwarded_for(compose):
+    services = compose["services"]
+    trusted = services["app"]["environment"]["LINLI_FORWARDED_ALLOW_IPS"]
+    nginx_address = services["nginx"]["networks"]["default"]["ipv4_address"]
+    assert trusted == nginx_address and "*" not in trusted
+    (subnet,) = compose["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet["subnet"])
+
+
 def test_compose_interpolates_only_documented_variables():
     text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
@@ -184,6 +197,42 @@ def test_dockerfile_copies_every_package_the_distribution_installs():
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
     for source in copied:
         assert f"!{source}" in ignore or f"!{source}/" in ignore, source
+
+
+def runtime_closure(name: str = "linli") -> set[str]:
+    """The distributions `pip install .` brings in: linli's requirements without the dev extra,
+    and theirs, as installed here."""
+    seen: set[str] = set()
+    todo = [(name, frozenset())]
+    while todo:
+        dist_name, extras = todo.pop()
+        for text in importlib.metadata.requires(dist_name) or []:
+            requirement = Requirement(text)
+            environment = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if requirement.marker and not any(requirement.marker.evaluate(e) for e in environment):
+                continue
+            key = canonicalize_name(requirement.name)
+            if key not in seen:
+                seen.add(key)
+                todo.append((requirement.name, frozenset(requirement.extras)))
+            elif requirement.extras:
+                todo.append((requirement.name, frozenset(requirement.extras)))
+    return seen
+
+
+def test_the_image_installs_pinned_versions_of_every_dependency():
+    lines = (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    pins = dict(line.split("==", 1) for line in lines if line.strip() and not line.startswith("#"))
+    pins = {canonicalize_name(k): v for k, v in pins.items()}
+    missing = runtime_closure() - set(pins)
+    assert not missing, f"run `make constraints`: {sorted(missing)} not pinned"
+    # Each pin satisfies what pyproject.toml asks for.
+    for text in importlib.metadata.requires("linli") or []:
+        requirement = Requirement(text)
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        pinned = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pinned, prereleases=True), (text, pinned)
 
 
 @pytest.mark.slow
